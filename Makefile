@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make demo` (bake the default project, run its pipeline,
+# serve its Bento, print a prediction) and `make test` (every test, slow ones included).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export BENTOML_DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: demo test test-fast lint lock clean
+
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.txt
+	touch $@
+
+demo: $(VENV)/.installed  ## Bake the default project into demo/, reproduce, build, serve and predict.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/demo.py demo
+
+test: $(VENV)/.installed  ## All tests, including the slow end-to-end ones.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+
+test-fast: $(VENV)/.installed  ## Unit and quick bake tests only.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow"
+
+lock:  ## Re-resolve requirements/dev.txt from requirements/dev.in.
+	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11 --no-header --quiet
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

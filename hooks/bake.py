@@ -1,0 +1,213 @@
+"""Answer validation and post-generation steps for the template, kept out of the hook scripts so they can be tested."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import keyword
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
+EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+ACTIONS_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}@[0-9a-f]{40}$")
+CSV_MAX_BYTES = 100 * 1024 * 1024
+CSV_MIN_ROWS = 20
+# Names a generated package must not take: they would shadow a library the project imports.
+TAKEN_NAMES = {
+    "bentoml",
+    "dvc",
+    "joblib",
+    "numpy",
+    "pandas",
+    "pandera",
+    "pydantic",
+    "sklearn",
+    "yaml",
+    "src",
+    "tests",
+    "test",
+}
+SINGLE_LINE_FIELDS = ("project_name", "description", "author_name", "author_email", "target_column")
+CHOICES = ("python_version", "dataset", "model", "metric", "deploy_target", "license")
+# Modules the first `dvc repro` needs in the interpreter that runs cookiecutter.
+PIPELINE_MODULES = ("dvc", "sklearn", "pandas", "pandera", "joblib", "yaml")
+
+
+class AnswerError(ValueError):
+    """An answer that cannot produce a working project; the message is one sentence for the user."""
+
+
+def validate(answers: dict) -> None:
+    """Raise AnswerError with one clear sentence for the first answer that cannot work."""
+    for field in SINGLE_LINE_FIELDS:
+        value = answers[field]
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise AnswerError(f"{field} must be a single line without control characters, got {value!r}.")
+        if len(value) > 200:
+            raise AnswerError(f"{field} must be at most 200 characters, got {len(value)}.")
+    if not answers["project_name"].strip():
+        raise AnswerError("project_name must not be empty.")
+    options = answers.get("_cookiecutter", {})
+    for field in CHOICES:
+        allowed = options.get(field)
+        if isinstance(allowed, list) and answers[field] not in allowed:
+            raise AnswerError(f"{field} must be one of {', '.join(allowed)}, got {answers[field]!r}.")
+    project = answers["project"]
+    if not SLUG.match(project) or len(project) > 64:
+        raise AnswerError(
+            f"project must be a lowercase slug of letters, digits and single hyphens, starting with a letter, got {project!r}."
+        )
+    package = answers["package"]
+    if not PACKAGE.match(package) or len(package) > 64:
+        raise AnswerError(
+            f"package must be a lowercase Python identifier of letters, digits and underscores, got {package!r}."
+        )
+    if keyword.iskeyword(package) or package in sys.stdlib_module_names or package in TAKEN_NAMES:
+        raise AnswerError(
+            f"package {package!r} would shadow a Python keyword, standard module or dependency; pick another name."
+        )
+    if not EMAIL.match(answers["author_email"]):
+        raise AnswerError(f"author_email must look like name@example.com, got {answers['author_email']!r}.")
+    source = answers["actions_source"]
+    if source != "vendored" and not ACTIONS_REPO.match(source):
+        raise AnswerError(
+            "actions_source must be 'vendored' or OWNER/REPO@SHA naming a copy of the actions you control "
+            f"at a full 40-character commit SHA (a tag can be moved), got {source!r}."
+        )
+    if answers["dataset"] == "csv":
+        validate_csv(Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None, answers["target_column"])
+    elif answers["csv_path"]:
+        raise AnswerError(
+            f"csv_path is set but dataset is {answers['dataset']!r}; choose dataset 'csv' or leave csv_path empty."
+        )
+
+
+def validate_csv(path: Path | None, target: str) -> None:
+    """Check that a user's CSV exists, is UTF-8, has a header with the target column and enough rows."""
+    if path is None:
+        raise AnswerError("dataset 'csv' needs csv_path, the path to your CSV file.")
+    if not path.is_file():
+        raise AnswerError(f"csv_path {str(path)!r} is not a readable file.")
+    if path.stat().st_size > CSV_MAX_BYTES:
+        raise AnswerError(
+            f"csv_path {str(path)!r} is larger than {CSV_MAX_BYTES // 2**20} MiB; keep big data in a DVC remote, not in git."
+        )
+    if not target.strip():
+        raise AnswerError("target_column must name the label column of your CSV.")
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = [len(row) for row in reader if row]
+    except UnicodeDecodeError as err:
+        raise AnswerError(f"csv_path {str(path)!r} is not UTF-8 text (byte {err.start} is invalid).") from None
+    except csv.Error as err:
+        raise AnswerError(f"csv_path {str(path)!r} is not valid CSV: {err}.") from None
+    if not header:
+        raise AnswerError(f"csv_path {str(path)!r} is empty; it needs a header row and data.")
+    if len(header) < 2:
+        raise AnswerError(
+            f"csv_path {str(path)!r} has a single column; is it comma-separated with at least one feature and the target?"
+        )
+    if target not in header:
+        raise AnswerError(f"target_column {target!r} is not in the CSV header ({', '.join(header[:10])}).")
+    if len(set(header)) != len(header):
+        raise AnswerError(f"csv_path {str(path)!r} has duplicate column names.")
+    if len(rows) < CSV_MIN_ROWS:
+        raise AnswerError(
+            f"csv_path {str(path)!r} has {len(rows)} data rows; at least {CSV_MIN_ROWS} are needed to train and test."
+        )
+    if set(rows) != {len(header)}:
+        raise AnswerError(
+            f"csv_path {str(path)!r} has rows whose number of fields differs from the header's {len(header)}."
+        )
+
+
+def pre_gen(answers: dict) -> int:
+    """Hook entry point: 0 when the answers can work, 1 with the reason on stderr."""
+    try:
+        validate(answers)
+    except AnswerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def vendor_actions(repo_dir: Path, project_dir: Path) -> None:
+    """Copy this kit's composite actions into the project so its workflows run with no outside code."""
+    source = repo_dir / "actions"
+    target = project_dir / ".github" / "actions"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+
+
+def can_reproduce() -> bool:
+    """True when this interpreter has what the first pipeline run needs."""
+    return all(importlib.util.find_spec(name) is not None for name in PIPELINE_MODULES)
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """Run a command, surfacing its output only when it fails."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{result.stdout}{result.stderr}")
+
+
+def reproduce_baseline(project_dir: Path, package: str) -> None:
+    """Declare the data schema from the data and run the pipeline once, so the first commit holds a baseline."""
+    env = dict(os.environ)
+    # DVC stages call `python`: make it this interpreter, with the package importable before any install.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_dir / "src"), env.get("PYTHONPATH")]))
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    run([sys.executable, "-m", package, "schema"], project_dir, env)
+    run([sys.executable, "-m", "dvc", "repro"], project_dir, env)
+
+
+def git_commit_all(project_dir: Path, message: str, author_name: str, author_email: str) -> None:
+    """Stage everything and commit, falling back to the template's author when git has no identity."""
+    identity: list[str] = []
+    for key, fallback in (("user.name", author_name), ("user.email", author_email)):
+        found = subprocess.run(["git", "config", key], cwd=project_dir, capture_output=True, text=True, check=False)
+        if not found.stdout.strip():
+            identity += ["-c", f"{key}={fallback}"]
+    run(["git", "add", "--all"], project_dir)
+    run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project_dir)
+
+
+def post_gen(answers: dict, project_dir: Path) -> int:
+    """Hook entry point: bring in the data and actions, init git, reproduce the baseline, commit."""
+    if answers["dataset"] == "csv":
+        target = project_dir / "data" / "raw" / "dataset.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(answers["csv_path"]).expanduser(), target)
+    if answers["actions_source"] == "vendored":
+        vendor_actions(Path(answers["_repo_dir"]), project_dir)
+    if shutil.which("git") is None:
+        print(
+            "warning: git is not installed; run `git init -b main`, `make repro` and commit yourself.", file=sys.stderr
+        )
+        return 0
+    run(["git", "init", "--quiet", "--initial-branch=main"], project_dir)
+    reproduced = False
+    if not can_reproduce():
+        print(
+            "note: this Python lacks the pipeline's packages, so no baseline was reproduced; "
+            "run `make repro` in the project and commit what it writes.",
+            file=sys.stderr,
+        )
+    else:
+        try:
+            reproduce_baseline(project_dir, answers["package"])
+            reproduced = True
+        except RuntimeError as err:
+            # Keep the project: a failed first run is fixed in the project, not by answering again.
+            print(f"warning: the first pipeline run failed, so there is no baseline yet.\n{err}", file=sys.stderr)
+    message = "Create project from template" + (" with a reproduced baseline" if reproduced else "")
+    git_commit_all(project_dir, message, answers["author_name"], answers["author_email"])
+    return 0

@@ -1,0 +1,12 @@
+"""Validate the answers before any file is written; the rules live in hooks/bake.py."""
+
+import json
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+sys.path.insert(0, str(Path(ANSWERS["_repo_dir"]) / "hooks"))
+import bake  # noqa: E402
+
+sys.exit(bake.pre_gen(ANSWERS))

@@ -1,0 +1,85 @@
+"""Load the source data and split it into the train and test sets the pipeline versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .params import DataParams
+
+PREPARED_DIR = Path("data/prepared")
+TRAIN_FILE = PREPARED_DIR / "train.csv"
+TEST_FILE = PREPARED_DIR / "test.csv"
+EMBEDDED = ("breast_cancer", "wine")
+
+
+class DataError(ValueError):
+    """Data that cannot be used; the message says what is wrong and where."""
+
+
+def load_embedded(name: str, target: str) -> pd.DataFrame:
+    """Load a dataset that ships inside scikit-learn, with readable class names as labels."""
+    from sklearn import datasets
+
+    if name not in EMBEDDED:
+        raise DataError(f"unknown embedded dataset {name!r}; use one of {', '.join(EMBEDDED)} or 'csv'.")
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    frame = bunch.data.copy()
+    frame[target] = [str(bunch.target_names[code]) for code in bunch.target]
+    return frame
+
+
+def read_csv(path: Path, target: str) -> pd.DataFrame:
+    """Read a user CSV, turning every way it can be unusable into one clear DataError."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist.")
+    try:
+        frame = pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start} is invalid).") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty.") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path} is not valid CSV: {err}") from None
+    if frame.shape[1] < 2:
+        raise DataError(f"{path} has a single column; is it comma-separated?")
+    if target not in frame.columns:
+        raise DataError(f"{path} has no target column {target!r}.")
+    if frame.empty:
+        raise DataError(f"{path} has a header but no rows.")
+    return frame
+
+
+def load_source(params: DataParams) -> pd.DataFrame:
+    """Load the configured data source."""
+    if params.source == "csv":
+        if not params.path:
+            raise DataError("params.yaml sets data.source to 'csv' but gives no data.path.")
+        return read_csv(Path(params.path), params.target)
+    return load_embedded(params.source, params.target)
+
+
+def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split into train and test sets, stratified by the target so every class is in both."""
+    labels = frame[params.target]
+    if labels.isna().any():
+        raise DataError(f"target column {params.target!r} has {int(labels.isna().sum())} missing labels.")
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        raise DataError(f"target column {params.target!r} has a single class ({counts.index[0]!r}); nothing to learn.")
+    if counts.min() < 2:
+        raise DataError(f"class {counts.idxmin()!r} of {params.target!r} has one row; every class needs at least two.")
+    train, test = train_test_split(frame, test_size=params.test_size, random_state=params.seed, stratify=labels)
+    return train, test
+
+
+def prepare(params: DataParams, out_dir: Path = PREPARED_DIR) -> tuple[Path, Path]:
+    """Load, split and write the train and test CSVs."""
+    train, test = split(load_source(params), params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_path, test_path = out_dir / TRAIN_FILE.name, out_dir / TEST_FILE.name
+    train.to_csv(train_path, index=False)
+    test.to_csv(test_path, index=False)
+    return train_path, test_path

@@ -1,0 +1,77 @@
+"""Declare the data's schema (pandera) once, then check every prepared split against it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+SCHEMA_FILE = Path("data/schema.yaml")
+REPORT_FILE = Path("reports/data_check.json")
+# Ranges are widened by this share of the observed span, so unseen but plausible values pass.
+RANGE_SLACK = 0.1
+# A text column with at most this many distinct values is a category whose values are declared.
+MAX_CATEGORIES = 50
+
+
+def infer(frame: pd.DataFrame, target: str) -> pa.DataFrameSchema:
+    """Propose a schema from data: dtypes, no missing values, widened numeric ranges, known categories."""
+    columns: dict[str, pa.Column] = {}
+    for name in frame.columns:
+        values = frame[name]
+        nullable = bool(values.isna().any())
+        if pd.api.types.is_numeric_dtype(values) and name != target:
+            low, high = float(values.min()), float(values.max())
+            slack = (high - low) * RANGE_SLACK
+            in_range = pa.Check.in_range(low - slack, high + slack)
+            columns[name] = pa.Column(float, in_range, nullable=nullable, coerce=True)
+        else:
+            categories = sorted(values.dropna().astype(str).unique())
+            checks = [pa.Check.isin(categories)] if len(categories) <= MAX_CATEGORIES or name == target else []
+            columns[name] = pa.Column(str, checks, nullable=nullable and name != target, coerce=True)
+    return pa.DataFrameSchema(columns, strict=True, name="dataset")
+
+
+def load(path: Path = SCHEMA_FILE) -> pa.DataFrameSchema:
+    """Read the declared schema."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `python -m {__package__} schema`, review it and commit it.")
+    return pa.DataFrameSchema.from_yaml(path)
+
+
+def save(schema: pa.DataFrameSchema, path: Path = SCHEMA_FILE) -> None:
+    """Write the schema as pandera YAML, the form reviewers read in diffs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(schema.to_yaml(), encoding="utf-8")
+
+
+def check(frame: pd.DataFrame, schema: pa.DataFrameSchema, name: str) -> list[dict[str, str]]:
+    """Every violation of the schema in one split, as {split, column, rule, case} records."""
+    try:
+        schema.validate(frame, lazy=True)
+    except SchemaErrors as err:
+        cases = err.failure_cases.drop_duplicates(subset=["column", "check"])
+        return [
+            {"split": name, "column": str(row.column), "rule": str(row.check), "case": str(row.failure_case)}
+            for row in cases.itertuples()
+        ]
+    return []
+
+
+def validate(splits: dict[str, Path], schema: pa.DataFrameSchema, report: Path = REPORT_FILE) -> list[dict[str, str]]:
+    """Check each split, write the report, and return the violations (empty when the data is valid)."""
+    violations: list[dict[str, str]] = []
+    rows: dict[str, int] = {}
+    for name, path in splits.items():
+        frame = pd.read_csv(path)
+        rows[name] = len(frame)
+        violations += check(frame, schema, name)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(
+        json.dumps({"valid": not violations, "rows": rows, "violations": violations}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    return violations

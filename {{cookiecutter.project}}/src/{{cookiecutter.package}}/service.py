@@ -1,0 +1,41 @@
+"""The BentoML service: validated JSON in, labels and class probabilities out, from one pinned model."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+import joblib
+from pydantic import Field
+
+from .registry import read_meta, register, tag_for
+from .serving import MAX_INSTANCES, Predictions, instance_model, predict
+
+# Paths are relative to the working directory: the project root at build time, the Bento's src/ when served.
+META = read_meta()
+TAG = register() if Path("models/model.joblib").exists() else tag_for(META)
+FEATURES = [f["name"] for f in META["features"]]
+Instance = instance_model(META["features"])
+
+
+@bentoml.service(traffic={"timeout": 30})
+class Classifier:
+    """Serves the model this Bento was built with, and nothing else."""
+
+    model_ref = bentoml.models.BentoModel(TAG)
+
+    def __init__(self) -> None:
+        self.model = joblib.load(self.model_ref.path_of("model.joblib"))
+        self.meta = json.loads(Path(self.model_ref.path_of("model.json")).read_text(encoding="utf-8"))
+
+    @bentoml.api
+    def predict(
+        self, instances: Annotated[list[Instance], Field(min_length=1, max_length=MAX_INSTANCES)]
+    ) -> Predictions:
+        """Predict a label and class probabilities for each instance."""
+        return Predictions(model=TAG, predictions=predict(self.model, instances, FEATURES))
+
+    @bentoml.api
+    def model_info(self) -> dict[str, Any]:
+        """The pinned model's tag, digest, family, classes and features."""
+        return {"tag": TAG, **{key: self.meta[key] for key in ("sha256", "family", "classes", "features")}}

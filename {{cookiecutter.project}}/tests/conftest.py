@@ -1,0 +1,44 @@
+"""Shared fixtures: a small, real dataset of the project's kind, in a throwaway working directory."""
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package }} import data
+from {{ cookiecutter.package }}.params import DataParams, ModelParams
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run the test in an empty directory, since the pipeline writes relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    """A numeric and a categorical feature with a learnable label."""
+    rows = 80
+    return pd.DataFrame(
+        {
+            "size": [float(i % 10) for i in range(rows)],
+            "colour": ["red" if i % 2 else "blue" for i in range(rows)],
+            "label": ["big" if i % 10 >= 5 else "small" for i in range(rows)],
+        }
+    )
+
+
+@pytest.fixture
+def data_params() -> DataParams:
+    return DataParams(source="csv", path="data.csv", target="label", test_size=0.25, seed=0)
+
+
+@pytest.fixture
+def model_params() -> ModelParams:
+    return ModelParams(family="{{ cookiecutter.model }}")
+
+
+@pytest.fixture
+def prepared(workdir, frame, data_params):
+    """The frame written as the user CSV and split the way the prepare stage does it."""
+    frame.to_csv(workdir / "data.csv", index=False)
+    return data.prepare(data_params)

@@ -1,0 +1,56 @@
+"""Loading and splitting: the embedded dataset loads offline, bad CSVs fail with one clear message."""
+
+import pytest
+
+from {{ cookiecutter.package }} import data
+
+
+def test_embedded_datasets_load_offline_with_named_classes():
+    for name in data.EMBEDDED:
+        frame = data.load_embedded(name, "target")
+        assert len(frame) > 100
+        assert frame["target"].map(type).eq(str).all()
+
+
+def test_split_is_stratified_and_reproducible(frame, data_params):
+    train_a, test_a = data.split(frame, data_params)
+    train_b, _ = data.split(frame, data_params)
+    assert train_a.equals(train_b)
+    assert set(test_a["label"]) == set(frame["label"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("size;label\n1;big\n", "single column"),
+        ("size,other\n1,2\n", "no target column"),
+        ("size,label\n", "header but no rows"),
+    ],
+)
+def test_unusable_csv_is_rejected_with_a_clear_message(workdir, content, message):
+    (workdir / "bad.csv").write_text(content, encoding="utf-8")
+    with pytest.raises(data.DataError, match=message):
+        data.read_csv(workdir / "bad.csv", "label")
+
+
+def test_non_utf8_csv_is_rejected(workdir):
+    (workdir / "bad.csv").write_bytes(b"size,label\n1,caf\xe9\n")
+    with pytest.raises(data.DataError, match="not UTF-8"):
+        data.read_csv(workdir / "bad.csv", "label")
+
+
+def test_single_class_target_cannot_be_split(frame, data_params):
+    frame["label"] = "big"
+    with pytest.raises(data.DataError, match="single class"):
+        data.split(frame, data_params)
+
+
+def test_failed_prepare_leaves_previous_split_untouched(workdir, frame, data_params):
+    frame.to_csv("data.csv", index=False)
+    train_path, _ = data.prepare(data_params)
+    before = train_path.read_bytes()
+    (workdir / "data.csv").write_text("size,label\n", encoding="utf-8")
+    with pytest.raises(data.DataError):
+        data.prepare(data_params)
+    assert train_path.read_bytes() == before

@@ -1,0 +1,38 @@
+"""Request validation and prediction, without starting a server."""
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from {{ cookiecutter.package }} import serving, train
+
+FEATURES = [
+    {"name": "size", "kind": "numeric"},
+    {"name": "colour", "kind": "categorical", "categories": ["blue", "red"]},
+]
+
+
+def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params):
+    train.train(prepared[0], "label", model_params, seed=0)
+    model = train.joblib.load(train.MODEL_FILE)
+    instance = serving.instance_model(FEATURES).model_validate({"size": 9.0, "colour": "red"})
+    [prediction] = serving.predict(model, [instance], ["size", "colour"])
+    assert prediction.label in {"big", "small"}
+    assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"size": 1.0},
+        {"size": "big", "colour": "red"},
+        {"size": float("nan"), "colour": "red"},
+        {"size": 1.0, "colour": "red", "extra": 1},
+        {"size": 1.0, "colour": None},
+    ],
+    ids=["missing", "not-a-number", "nan", "unknown-field", "null"],
+)
+def test_invalid_instance_is_rejected(payload):
+    with pytest.raises(ValidationError):
+        serving.instance_model(FEATURES).model_validate(payload)
