@@ -195,7 +195,9 @@ def post_gen(answers: dict, project_dir: Path) -> int:
         return 0
     run(["git", "init", "--quiet", "--initial-branch=main"], project_dir)
     reproduced = False
-    if not can_reproduce():
+    if not answers.get("_reproduce_baseline", True):
+        pass
+    elif not can_reproduce():
         print(
             "note: this Python lacks the pipeline's packages, so no baseline was reproduced; "
             "run `make repro` in the project and commit what it writes.",

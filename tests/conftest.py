@@ -1,0 +1,56 @@
+"""Fixtures shared by the template's tests: default answers, a user CSV, and a fast-bake helper."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COOKIECUTTER_JSON = json.loads((ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
+def write_churn_csv(path: Path, rows: int = 200) -> Path:
+    """A small user dataset with numeric and categorical features and a learnable yes/no label."""
+    rng = random.Random(7)
+    lines = ["tenure_months,monthly_fee,plan,region,churned"]
+    for _ in range(rows):
+        tenure = rng.randint(1, 72)
+        fee = round(rng.uniform(10, 120), 2)
+        plan = rng.choice(["basic", "plus", "pro"])
+        region = rng.choice(["north", "south", "east", "west"])
+        risk = (fee / 120) - (tenure / 72) + (0.3 if plan == "basic" else 0) + rng.gauss(0, 0.2)
+        lines.append(f"{tenure},{fee},{plan},{region},{'yes' if risk > 0.1 else 'no'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def churn_csv(tmp_path: Path) -> Path:
+    return write_churn_csv(tmp_path / "churn.csv")
+
+
+@pytest.fixture
+def answers() -> dict:
+    """The answers cookiecutter derives from cookiecutter.json when nothing is typed."""
+    defaults = {k: (v[0] if isinstance(v, list) else v) for k, v in COOKIECUTTER_JSON.items() if not k.startswith("__")}
+    defaults["project"] = "cancer-classifier"
+    defaults["package"] = "cancer_classifier"
+    defaults["_cookiecutter"] = COOKIECUTTER_JSON
+    defaults["_repo_dir"] = str(ROOT)
+    return defaults
+
+
+@pytest.fixture
+def fast_bake(cookies):
+    """Bake without the first pipeline run (seconds, not a minute), failing loudly if the bake fails."""
+
+    def bake(**answers):
+        result = cookies.bake(extra_context={"_reproduce_baseline": False, **answers})
+        assert result.exception is None, result.exception
+        assert result.exit_code == 0
+        return result.project_path
+
+    return bake

@@ -1,0 +1,156 @@
+"""Bake, reproduce, build, serve and query a project: the helpers the end-to-end tests share, and `make demo`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def project_env(project: Path, bentoml_home: Path) -> dict[str, str]:
+    """Environment for a baked project's commands: its package importable, BentoML state kept in bentoml_home."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = str(project / "src")
+    env["BENTOML_HOME"] = str(bentoml_home)
+    env["BENTOML_DO_NOT_TRACK"] = "true"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def bake(output_dir: Path, **answers: object) -> Path:
+    """Generate a project from the template with the given answers (defaults otherwise); return its folder."""
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)))
+
+
+def sh(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
+    """Run a command in a project; raise with its whole output when it fails."""
+    result = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"`{' '.join(cmd)}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def build_bento(project: Path, env: dict[str, str]) -> str:
+    """`bentoml build` the project and return the Bento's tag."""
+    out = sh(["bentoml", "build", "--output", "tag"], project, env)
+    return out.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, payload: object, timeout: float = 30) -> tuple[int, dict]:
+    """POST JSON and return the status code and the decoded JSON answer, for errors too."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+@contextlib.contextmanager
+def serve(target: str, cwd: Path, env: dict[str, str], ready_within: float = 120) -> Iterator[str]:
+    """Serve a Bento (or service) on 127.0.0.1, wait for /readyz, yield its base URL, then stop it."""
+    port = free_port()
+    log = cwd / f"serve-{port}.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            ["bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_within
+        while True:
+            if server.poll() is not None:
+                raise AssertionError(f"bentoml serve exited {server.returncode}:\n{log.read_text()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bentoml serve was not ready within {ready_within} s:\n{log.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()
+
+
+def first_test_instance(project: Path) -> dict[str, object]:
+    """The first row of the project's test split, without its label, as the service expects it."""
+    meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
+    with (project / "data" / "prepared" / "test.csv").open(newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    kinds = {f["name"]: f["kind"] for f in meta["features"]}
+    return {name: float(row[name]) if kind == "numeric" else row[name] for name, kind in kinds.items()}
+
+
+def demo(output: Path) -> int:
+    """Bake the default project, show its metrics, build its Bento, serve it and print one prediction."""
+    if output.exists():
+        print(f"replacing the previous demo in {output}/")
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    started = time.perf_counter()
+    project = bake(output)
+    print(f"baked {project} (pipeline reproduced) in {time.perf_counter() - started:.1f} s")
+    env = project_env(project, output / "bentoml")
+    print(sh(["git", "log", "--oneline"], project, env).strip())
+    print(sh(["dvc", "metrics", "show"], project, env).rstrip())
+    tag = build_bento(project, env)
+    print(f"built Bento {tag}")
+    # Serve the built Bento, not the source tree: the Bento must carry its own code and model.
+    serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    with serve(tag, output, serve_env) as url:
+        instance = first_test_instance(project)
+        status, answer = post(f"{url}/predict", {"instances": [instance]})
+        print(f"POST {url}/predict -> {status}\n{json.dumps(answer, indent=2)}")
+        bad_status, bad_answer = post(f"{url}/predict", {"instances": [{"no such feature": 1}]})
+        print(f"an invalid request -> {bad_status}: {bad_answer.get('error')}")
+    return 0 if status == 200 and bad_status == 400 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: `python tests/demo.py demo [--output DIR]`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["demo"])
+    parser.add_argument("--output", type=Path, default=TEMPLATE / "demo")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("BENTOML_HOME", str(args.output / "bentoml"))
+    return demo(args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

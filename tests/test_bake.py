@@ -1,0 +1,214 @@
+"""Baking the template: the exact file set for every file-changing option, valid files, clear refusals."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cookiecutter.main import cookiecutter
+
+from conftest import COOKIECUTTER_JSON, ROOT
+from test_hooks import HOSTILE_BUT_VALID
+
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+SHA = "0123456789abcdef0123456789abcdef01234567"
+# The options that change which files exist; the others change only file contents.
+FILE_OPTIONS = {
+    "dataset": COOKIECUTTER_JSON["dataset"],
+    "actions_source": ["vendored", f"my-org/ml-actions@{SHA}"],
+    "license": ["MIT", "Proprietary"],
+}
+MATRIX = [dict(zip(FILE_OPTIONS, values, strict=True)) for values in itertools.product(*FILE_OPTIONS.values())]
+
+
+def matrix_id(options: dict) -> str:
+    return "-".join(["remote" if v.startswith("my-org") else v for v in options.values()])
+
+
+def expected_files(options: dict, package: str = "cancer_classifier") -> set[str]:
+    """Every file a fresh bake writes (before the first pipeline run), derived from the options."""
+    files = {
+        ".dvc/.gitignore",
+        ".dvc/config",
+        ".dvcignore",
+        ".gitignore",
+        ".pre-commit-config.yaml",
+        ".github/dependabot.yml",
+        ".github/workflows/ci.yml",
+        "Makefile",
+        "README.md",
+        "bentofile.yaml",
+        "dvc.yaml",
+        "params.yaml",
+        "pyproject.toml",
+        "requirements/serve.txt",
+        *(
+            f"src/{package}/{name}.py"
+            for name in (
+                "__init__",
+                "__main__",
+                "data",
+                "evaluate",
+                "params",
+                "registry",
+                "schema",
+                "service",
+                "serving",
+                "train",
+            )
+        ),
+        *(
+            f"tests/{name}.py"
+            for name in ("conftest", "test_data", "test_model", "test_project", "test_schema", "test_serving")
+        ),
+    }
+    if options["license"] != "Proprietary":
+        files.add("LICENSE")
+    if options["dataset"] == "csv":
+        files.add("data/raw/dataset.csv")
+    if options["actions_source"] == "vendored":
+        root = Path(__file__).resolve().parents[1] / "actions"
+        files |= {
+            f".github/actions/{p.relative_to(root)}"
+            for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+    return files
+
+
+def tracked_files(project: Path) -> set[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True).stdout
+    return set(out.splitlines())
+
+
+def options_context(options: dict, csv_path: Path) -> dict:
+    context = dict(options)
+    if options["dataset"] == "csv":
+        context |= {"csv_path": str(csv_path), "target_column": "churned"}
+    return context
+
+
+@pytest.mark.parametrize("options", MATRIX, ids=matrix_id)
+def test_bake_writes_exactly_the_expected_files(fast_bake, churn_csv, options):
+    project = fast_bake(**options_context(options, churn_csv))
+    assert tracked_files(project) == expected_files(options)
+
+
+@pytest.mark.parametrize("options", MATRIX, ids=matrix_id)
+def test_baked_files_are_rendered_and_parse(fast_bake, churn_csv, options):
+    project = fast_bake(**options_context(options, churn_csv))
+    for relative in tracked_files(project):
+        path = project / relative
+        text = path.read_text(encoding="utf-8")
+        jinja_only = GITHUB_EXPRESSION.sub("", text)
+        assert "{{" not in jinja_only and "{%" not in jinja_only, f"unrendered Jinja in {relative}"
+        assert "cookiecutter" not in text, f"template variable name left in {relative}"
+        if path.suffix == ".py":
+            ast.parse(text, filename=relative)
+        elif path.suffix in {".yml", ".yaml"}:
+            yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+
+
+def test_bake_makes_one_commit_on_main(fast_bake):
+    project = fast_bake()
+    git = lambda *args: subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    assert git("branch", "--show-current").strip() == "main"
+    assert git("log", "--format=%s").splitlines() == ["Create project from template"]
+    assert git("status", "--porcelain") == ""
+
+
+def test_remote_actions_are_used_by_sha_and_not_vendored(fast_bake):
+    project = fast_bake(actions_source=f"my-org/ml-actions@{SHA}")
+    ci = (project / ".github/workflows/ci.yml").read_text(encoding="utf-8")
+    assert f"uses: my-org/ml-actions/actions/setup-project@{SHA}" in ci
+    assert "./.github/actions" not in ci
+    assert not (project / ".github/actions").exists()
+
+
+def test_default_uses_vendored_actions_never_a_stranger(fast_bake):
+    ci = (fast_bake() / ".github/workflows/ci.yml").read_text(encoding="utf-8")
+    assert "uses: ./.github/actions/setup-project" in ci
+
+
+def assert_text_is_data(project: Path, text: str) -> None:
+    """The answer appears verbatim where it is used, and every file that holds it still parses."""
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == text
+    assert pyproject["project"]["authors"][0]["name"] == text
+    assert yaml.safe_load((project / "bentofile.yaml").read_text(encoding="utf-8"))["description"] == text
+    assert text in (project / "README.md").read_text(encoding="utf-8")
+    for source in (project / "src").rglob("*.py"):
+        ast.parse(source.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("text", HOSTILE_BUT_VALID)
+def test_hostile_typed_answers_stay_data_in_every_file(tmp_path, monkeypatch, text):
+    typed = {"project_name": text, "project": "hostile", "description": text, "author_name": text}
+    monkeypatch.setattr(
+        "cookiecutter.prompt.read_user_variable", lambda name, default, *_args, **_kw: typed.get(name, default)
+    )
+    monkeypatch.setattr("cookiecutter.prompt.read_user_choice", lambda name, options, *_args, **_kw: options[0])
+    project = cookiecutter(str(ROOT), output_dir=str(tmp_path), extra_context={"_reproduce_baseline": False})
+    assert_text_is_data(Path(project), text)
+
+
+@pytest.mark.parametrize("text", HOSTILE_BUT_VALID)
+def test_hostile_no_input_answers_give_valid_files(cookies, text):
+    # Without prompts cookiecutter renders given values as Jinja (that is how derived defaults work),
+    # so "{{ 7 * 7 }}" arrives as "49": the files must hold whatever value cookiecutter settled on.
+    result = cookies.bake(
+        extra_context={
+            "_reproduce_baseline": False,
+            "project_name": text,
+            "project": "hostile",
+            "description": text,
+            "author_name": text,
+        }
+    )
+    assert result.exception is None, result.exception
+    assert_text_is_data(result.project_path, result.context["description"])
+
+
+def test_hostile_csv_target_name_stays_data(fast_bake, tmp_path):
+    target = 'label "quoted" \\ ünï: x'
+    path = tmp_path / "odd.csv"
+    path.write_text(f'a,"{target.replace(chr(34), chr(34) * 2)}"\n' + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    project = fast_bake(dataset="csv", csv_path=str(path), target_column=target)
+    assert yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))["data"]["target"] == target
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"project": "Not A Slug"}, "project must be a lowercase slug"),
+        ({"project_name": "line\nbreak"}, "project_name must be a single line"),
+        ({"package": "import"}, "would shadow a Python keyword"),
+        ({"dataset": "csv", "csv_path": "/no/such/file.csv"}, "is not a readable file"),
+    ],
+)
+def test_bad_answer_stops_the_bake_with_its_reason_and_writes_nothing(cookies, capfd, answers, message):
+    result = cookies.bake(extra_context={"_reproduce_baseline": False, **answers})
+    assert result.exit_code != 0
+    assert message in capfd.readouterr().err
+    assert result.project_path is None or not result.project_path.exists()
+
+
+def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, fast_bake):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
+    project = fast_bake()
+    assert (project / ".dvc/.gitignore").read_text() == (tmp_path / ".dvc/.gitignore").read_text()
+    out = subprocess.run(["dvc", "config", "--list", "--project"], cwd=project, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,108 @@
+"""The answer rules in hooks/bake.py: every answer that cannot work gets one clear sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+import bake
+
+HOSTILE_BUT_VALID = [
+    "Quote \"double\" and 'single'",
+    "Back\\slash \\n not a newline",
+    "Ünïcødé 名前 🚀",
+    "{{ 7 * 7 }} {% if true %}x{% endif %}",
+    "$(rm -rf /) `id` ; echo pwned",
+    "\"\"\" ''' __import__('os').system('id')",
+    "<script>alert(1)</script> | table | cell",
+]
+
+
+def test_default_answers_are_valid(answers):
+    bake.validate(answers)
+
+
+@pytest.mark.parametrize("text", HOSTILE_BUT_VALID)
+@pytest.mark.parametrize("field", ["project_name", "description", "author_name"])
+def test_hostile_single_line_text_is_accepted_as_data(answers, field, text):
+    bake.validate({**answers, field: text})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"project_name": "Two\nlines"}, "project_name must be a single line"),
+        ({"description": "tab\there"}, "description must be a single line"),
+        ({"project_name": "   "}, "project_name must not be empty"),
+        ({"project_name": "x" * 201}, "at most 200 characters"),
+        ({"project": "My Project"}, "project must be a lowercase slug"),
+        ({"project": "-leading"}, "project must be a lowercase slug"),
+        ({"project": "a--b"}, "project must be a lowercase slug"),
+        ({"package": "my-package"}, "package must be a lowercase Python identifier"),
+        ({"package": "1st"}, "package must be a lowercase Python identifier"),
+        ({"package": "class"}, "would shadow a Python keyword"),
+        ({"package": "json"}, "would shadow a Python keyword, standard module"),
+        ({"package": "pandas"}, "would shadow"),
+        ({"author_email": "not an email"}, "author_email must look like"),
+        ({"python_version": "2.7"}, "python_version must be one of"),
+        ({"model": "svm"}, "model must be one of"),
+        ({"actions_source": "stranger/actions@v1"}, "full 40-character commit SHA"),
+        ({"actions_source": "github.com/x/y"}, "actions_source must be 'vendored'"),
+        ({"dataset": "csv"}, "dataset 'csv' needs csv_path"),
+        ({"csv_path": "data.csv"}, "csv_path is set but dataset is 'breast_cancer'"),
+    ],
+)
+def test_bad_answer_is_rejected_with_one_sentence(answers, change, message):
+    with pytest.raises(bake.AnswerError, match=message) as caught:
+        bake.validate({**answers, **change})
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.endswith(".")
+
+
+def test_actions_from_a_repository_pinned_by_sha_are_accepted(answers):
+    bake.validate({**answers, "actions_source": "my-org/ml-actions@" + "a" * 40})
+
+
+def csv_answers(answers, path, target="churned"):
+    return {**answers, "dataset": "csv", "csv_path": str(path), "target_column": target}
+
+
+def test_good_csv_is_accepted(answers, churn_csv):
+    bake.validate(csv_answers(answers, churn_csv))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"a,churned\n", "has 0 data rows"),
+        (b"a;churned\n" + b"1;yes\n" * 30, "single column"),
+        (b"a,b\n" + b"1,2\n" * 30, "target_column 'churned' is not in the CSV header"),
+        (b"a,a,churned\n" + b"1,2,yes\n" * 30, "duplicate column names"),
+        (b"a,churned\n" + b"1,yes\n" * 30 + b"1,yes,extra\n", "number of fields differs"),
+        (b"a,churned\n" + b"1,caf\xe9\n" * 30, "is not UTF-8"),
+    ],
+    ids=["empty", "header-only", "wrong-delimiter", "no-target", "duplicate-columns", "ragged", "not-utf8"],
+)
+def test_bad_csv_is_rejected_with_one_sentence(answers, tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(bake.AnswerError, match=message) as caught:
+        bake.validate(csv_answers(answers, path))
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_csv_is_rejected(answers, tmp_path):
+    with pytest.raises(bake.AnswerError, match="is not a readable file"):
+        bake.validate(csv_answers(answers, tmp_path / "nope.csv"))
+
+
+def test_csv_over_the_size_guard_is_rejected(answers, churn_csv, monkeypatch):
+    monkeypatch.setattr(bake, "CSV_MAX_BYTES", 100)
+    with pytest.raises(bake.AnswerError, match="keep big data in a DVC remote"):
+        bake.validate(csv_answers(answers, churn_csv))
+
+
+def test_pre_gen_reports_the_reason_and_fails(answers, capsys):
+    assert bake.pre_gen({**answers, "project": "Bad Slug"}) == 1
+    assert capsys.readouterr().err.startswith("error: project must be a lowercase slug")
