@@ -76,6 +76,7 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
         files.add("data/raw/dataset.csv")
     if options["actions_source"] == "vendored":
         root = Path(__file__).resolve().parents[1] / "actions"
+        files.add(".github/zizmor.yml")
         files |= {
             f".github/actions/{p.relative_to(root)}"
             for p in root.rglob("*")
