@@ -106,3 +106,30 @@ def test_csv_over_the_size_guard_is_rejected(answers, churn_csv, monkeypatch):
 def test_pre_gen_reports_the_reason_and_fails(answers, capsys):
     assert bake.pre_gen({**answers, "project": "Bad Slug"}) == 1
     assert capsys.readouterr().err.startswith("error: project must be a lowercase slug")
+
+
+@pytest.mark.parametrize("script", ["pre_gen_project.py", "post_gen_project.py"])
+def test_hook_scripts_are_valid_python_before_rendering(script):
+    source = (bake.Path(bake.__file__).parent / script).read_text(encoding="utf-8")
+    compile(source, script, "exec")
+
+
+def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bake, "can_reproduce", lambda: False)
+    (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
+    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path) == 0
+    assert "run `make repro`" in capsys.readouterr().err
+    log = bake.subprocess.run(["git", "log", "--format=%s"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert log.strip() == "Create project from template"
+
+
+def test_post_gen_keeps_the_project_when_the_first_run_fails(answers, tmp_path, monkeypatch, capsys):
+    def broken(*_args):
+        raise RuntimeError("`dvc repro` failed: boom")
+
+    monkeypatch.setattr(bake, "can_reproduce", lambda: True)
+    monkeypatch.setattr(bake, "reproduce_baseline", broken)
+    (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
+    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path) == 0
+    assert "the first pipeline run failed" in capsys.readouterr().err
+    assert (tmp_path / "README.md").exists()
