@@ -90,10 +90,9 @@ def serve(target: str, cwd: Path, env: dict[str, str], ready_within: float = 120
         while True:
             if server.poll() is not None:
                 raise AssertionError(f"bentoml serve exited {server.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
             if time.monotonic() > deadline:
                 raise AssertionError(f"bentoml serve was not ready within {ready_within} s:\n{log.read_text()}")
             time.sleep(0.5)

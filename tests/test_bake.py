@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cookiecutter.main import cookiecutter
 
 from conftest import COOKIECUTTER_JSON, ROOT
