@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -107,13 +106,10 @@ def serve(target: str, cwd: Path, env: dict[str, str], ready_within: float = 120
             server.wait()
 
 
-def first_test_instance(project: Path) -> dict[str, object]:
-    """The first row of the project's test split, without its label, as the service expects it."""
-    meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
-    with (project / "data" / "prepared" / "test.csv").open(newline="", encoding="utf-8") as handle:
-        row = next(csv.DictReader(handle))
-    kinds = {f["name"]: f["kind"] for f in meta["features"]}
-    return {name: float(row[name]) if kind == "numeric" else row[name] for name, kind in kinds.items()}
+def first_test_instance(project: Path, env: dict[str, str]) -> dict[str, object]:
+    """The project's own example request (the first test row, as the service expects it), unwrapped."""
+    package = project.name.replace("-", "_")
+    return json.loads(sh(["python", "-m", package, "example"], project, env))["instances"][0]
 
 
 def demo(output: Path) -> int:
@@ -133,7 +129,7 @@ def demo(output: Path) -> int:
     # Serve the built Bento, not the source tree: the Bento must carry its own code and model.
     serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     with serve(tag, output, serve_env) as url:
-        instance = first_test_instance(project)
+        instance = first_test_instance(project, env)
         status, answer = post(f"{url}/predict", {"instances": [instance]})
         print(f"POST {url}/predict -> {status}\n{json.dumps(answer, indent=2)}")
         bad_status, bad_answer = post(f"{url}/predict", {"instances": [{"no such feature": 1}]})

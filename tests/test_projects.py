@@ -73,9 +73,9 @@ def served(tmp_path_factory):
 
 
 def test_served_bento_predicts_with_the_pinned_model(served):
-    project, _env, _tag, url = served
+    project, env, _tag, url = served
     meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
-    status, answer = post(f"{url}/predict", {"instances": [first_test_instance(project)] * 3})
+    status, answer = post(f"{url}/predict", {"instances": [first_test_instance(project, env)] * 3})
     assert status == 200, answer
     assert answer["model"] == f"{project.name}:{meta['sha256'][:20]}"
     assert len(answer["predictions"]) == 3
@@ -96,8 +96,8 @@ def test_served_bento_predicts_with_the_pinned_model(served):
     ids=["missing-feature", "not-a-number", "unknown-feature", "null"],
 )
 def test_served_bento_rejects_invalid_instances_with_400(served, mutate, message):
-    project, _env, _tag, url = served
-    status, answer = post(f"{url}/predict", {"instances": [mutate(first_test_instance(project))]})
+    project, env, _tag, url = served
+    status, answer = post(f"{url}/predict", {"instances": [mutate(first_test_instance(project, env))]})
     assert status == 400
     assert message in json.dumps(answer)
 
@@ -119,8 +119,8 @@ def test_served_bento_rejects_malformed_requests_with_400(served, payload, messa
 
 
 def test_served_bento_rejects_oversized_batches(served):
-    project, _env, _tag, url = served
-    status, answer = post(f"{url}/predict", {"instances": [first_test_instance(project)] * 1001})
+    project, env, _tag, url = served
+    status, answer = post(f"{url}/predict", {"instances": [first_test_instance(project, env)] * 1001})
     assert status == 400
     assert "at most 1000 items" in json.dumps(answer)
 
@@ -153,7 +153,9 @@ def test_schema_violation_stops_the_pipeline_and_keeps_the_last_results(tmp_path
     csv = write_churn_csv(tmp_path / "churn.csv")
     project = bake(tmp_path / "out", dataset="csv", csv_path=str(csv), target_column="churned")
     env = project_env(project, tmp_path / "bentoml")
-    kept = {name: (project / name).read_bytes() for name in ("metrics.json", "models/model.json", "models/model.joblib")}
+    kept = {
+        name: (project / name).read_bytes() for name in ("metrics.json", "models/model.json", "models/model.joblib")
+    }
     lock_before = yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))["stages"]
     data = project / "data" / "raw" / "dataset.csv"
     lines = data.read_text(encoding="utf-8").splitlines()

@@ -71,6 +71,22 @@ def cmd_register(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_example(_args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from .registry import read_meta
+
+    meta = read_meta()
+    row = pd.read_csv(data.TEST_FILE).iloc[0]
+    instance = {
+        f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else str(row[f["name"]]) for f in meta["features"]
+    }
+    print(json.dumps({"instances": [instance]}, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command and run it; expected failures end with one `error:` line and exit code 1."""
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}", description=__doc__)
@@ -83,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("train", help="fit the model on the train split").set_defaults(run=cmd_train)
     commands.add_parser("evaluate", help="score the model on the test split").set_defaults(run=cmd_evaluate)
     commands.add_parser("register", help="store the model in BentoML's model store").set_defaults(run=cmd_register)
+    commands.add_parser("example", help="print a /predict request made from the first test row").set_defaults(
+        run=cmd_example
+    )
     args = parser.parse_args(argv)
     try:
         return args.run(args)
