@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import COOKIECUTTER_JSON, ROOT
 from test_bake import SHA
 
 
@@ -34,9 +34,12 @@ def test_this_repository_workflows_and_actions_are_clean():
     lint(ROOT)
 
 
+@pytest.mark.parametrize("python", COOKIECUTTER_JSON["python_version"])
 @pytest.mark.parametrize("source", ["vendored", f"my-org/ml-actions@{SHA}"], ids=["vendored", "remote"])
-def test_baked_workflows_are_clean(fast_bake, source):
-    lint(fast_bake(actions_source=source))
+def test_baked_workflows_are_clean(fast_bake, source, python):
+    project = fast_bake(actions_source=source, python_version=python)
+    lint(project)
+    assert f'python-version: "{python}"' in (project / ".github/workflows/ci.yml").read_text(encoding="utf-8")
 
 
 def test_linters_do_catch_template_injection(fast_bake):
