@@ -21,7 +21,7 @@ def tables(action: dict) -> str:
     """The markdown Inputs and Outputs tables of one action."""
     lines = ["## Inputs", "", "| name | description | required | default |", "|---|---|---|---|"]
     for name, spec in (action.get("inputs") or {}).items():
-        default = f"`{spec['default']}`" if "default" in spec else ""
+        default = "" if "default" not in spec else f"`{spec['default']}`" if spec["default"] != "" else '`""`'
         required = str(spec.get("required", False)).lower()
         lines.append(f"| `{name}` | {cell(spec.get('description', ''))} | {required} | {cell(default)} |")
     lines += ["", "## Outputs", "", "| name | description |", "|---|---|"]

@@ -17,7 +17,7 @@ def test_violations_name_split_column_and_rule(workdir, frame, prepared):
     bad.loc[0, "size"] = 1e9
     bad.loc[1, "colour"] = "green"
     bad.to_csv(prepared[0], index=False)
-    violations = schema.validate({"train": prepared[0], "test": prepared[1]}, declared)
+    violations = schema.validate({"train": prepared[0], "test": prepared[1]}, declared, "label")
     assert {(v["split"], v["column"]) for v in violations} == {("train", "size"), ("train", "colour")}
     assert '"valid": false' in schema.REPORT_FILE.read_text(encoding="utf-8")
 
@@ -26,3 +26,13 @@ def test_missing_column_is_a_violation(frame):
     declared = schema.infer(frame, "label")
     violations = schema.check(frame.drop(columns=["colour"]), declared, "test")
     assert any(v["column"] == "colour" or "colour" in v["case"] for v in violations)
+
+
+def test_profile_summarises_numbers_categories_and_duplicates(frame):
+    summary = schema.profile(frame, "label")
+    assert summary["rows"] == len(frame)
+    assert summary["duplicates"] == len(frame) - len(frame.drop_duplicates())
+    assert summary["columns"]["size"]["kind"] == "numeric"
+    assert len(summary["columns"]["size"]["quantiles"]) == len(schema.QUANTILES)
+    assert summary["columns"]["colour"]["counts"] == {"blue": 40, "red": 40}
+    assert summary["columns"]["label"]["kind"] == "categorical"

@@ -30,7 +30,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_validate(_args: argparse.Namespace) -> int:
     declared = schema.load()
-    violations = schema.validate({"train": data.TRAIN_FILE, "test": data.TEST_FILE}, declared)
+    target = load_params().data.target
+    violations = schema.validate({"train": data.TRAIN_FILE, "test": data.TEST_FILE}, declared, target)
     for v in violations:
         where = f"{v['split']} split, column {v['column']!r}"
         print(f"error: {where} breaks {v['rule']} (e.g. {v['case']!r})", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
@@ -11,6 +12,9 @@ from pandera.errors import SchemaErrors
 
 SCHEMA_FILE = Path("data/schema.yaml")
 REPORT_FILE = Path("reports/data_check.json")
+PROFILE_FILE = Path("reports/data_profile.json")
+# Quantiles kept per numeric column: enough to compare distributions between branches without the data.
+QUANTILES = [i / 20 for i in range(21)]
 # Ranges are widened by this share of the observed span, so unseen but plausible values pass.
 RANGE_SLACK = 0.1
 # A text column with at most this many distinct values is a category whose values are declared.
@@ -61,14 +65,50 @@ def check(frame: pd.DataFrame, schema: pa.DataFrameSchema, name: str) -> list[di
     return []
 
 
-def validate(splits: dict[str, Path], schema: pa.DataFrameSchema, report: Path = REPORT_FILE) -> list[dict[str, str]]:
-    """Check each split, write the report, and return the violations (empty when the data is valid)."""
+def profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
+    """A small, committed summary of the data that later branches are compared with (drift, balance, gaps)."""
+    columns: dict[str, dict[str, Any]] = {}
+    for name in frame.columns:
+        values = frame[name]
+        entry: dict[str, Any] = {"missing": int(values.isna().sum())}
+        if pd.api.types.is_numeric_dtype(values) and name != target and values.notna().any():
+            present = values.dropna().astype(float)
+            entry |= {
+                "kind": "numeric",
+                "mean": round(float(present.mean()), 6),
+                "std": round(float(present.std(ddof=0)), 6),
+                "quantiles": [round(float(q), 6) for q in present.quantile(QUANTILES)],
+            }
+        else:
+            counts = values.dropna().astype(str).value_counts()
+            entry |= {"kind": "categorical", "counts": {str(k): int(v) for k, v in sorted(counts.items())}}
+        columns[str(name)] = entry
+    return {
+        "rows": len(frame),
+        "duplicates": int(frame.duplicated().sum()),
+        "target": target,
+        "columns": columns,
+    }
+
+
+def validate(
+    splits: dict[str, Path],
+    schema: pa.DataFrameSchema,
+    target: str,
+    report: Path = REPORT_FILE,
+    profile_file: Path = PROFILE_FILE,
+) -> list[dict[str, str]]:
+    """Profile the data, check each split, write both reports, and return the violations (empty when valid)."""
     violations: list[dict[str, str]] = []
     rows: dict[str, int] = {}
+    frames = []
     for name, path in splits.items():
         frame = pd.read_csv(path)
         rows[name] = len(frame)
+        frames.append(frame)
         violations += check(frame, schema, name)
+    profile_file.parent.mkdir(parents=True, exist_ok=True)
+    profile_file.write_text(json.dumps(profile(pd.concat(frames), target), indent=2) + "\n", encoding="utf-8")
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(
         json.dumps({"valid": not violations, "rows": rows, "violations": violations}, indent=2) + "\n",

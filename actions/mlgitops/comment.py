@@ -1,0 +1,211 @@
+"""Post or update the one sticky pull request comment, speaking CML's watermark protocol over GitHub's REST API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+WATERMARK_IMAGE = "https://cml.dev/watermark.png"
+# GitHub's comment limit is 65,536 characters; leave room for the watermark and the truncation note.
+MAX_BODY = 65_000
+NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class GitHubError(RuntimeError):
+    """A GitHub API call that failed; the message is one line for the log."""
+
+
+def watermark_title(label: str) -> str:
+    """CML's watermark title, with the characters GitHub escapes in stored markdown escaped the same way."""
+    title = f"CML watermark {label}".strip()
+    for char in ("_", "*", "[", "<"):
+        title = title.replace(char, "\\" + char)
+    return title
+
+
+def watermark(label: str, sha: str) -> str:
+    """The watermark line CML appends: an invisible image whose title marks the comment as ours."""
+    return f'![]({WATERMARK_IMAGE}#{sha} "{watermark_title(label)}")'
+
+
+def has_watermark(body: str, label: str) -> bool:
+    """Whether a comment carries the watermark of this label, whatever commit it was made for."""
+    pattern = rf'!\[\]\({re.escape(WATERMARK_IMAGE)}#[0-9a-fA-F]+ "{re.escape(watermark_title(label))}"\)'
+    return re.search(pattern, body) is not None
+
+
+def with_watermark(report: str, label: str, sha: str) -> str:
+    """The comment body: the report (truncated to GitHub's limit) followed by the watermark."""
+    if len(report) > MAX_BODY:
+        report = report[:MAX_BODY] + "\n\n…the report was cut to fit a comment; the full report is in the job summary."
+    return f"{report}\n\n{watermark(label, sha)}"
+
+
+class GitHub:
+    """The few REST calls the poster needs, with retries on rate limits and server errors."""
+
+    def __init__(self, api_url: str, token: str, retries: int = 3, backoff: float = 2.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.retries = retries
+        self.backoff = backoff
+
+    def request(self, method: str, url: str, payload: Any = None) -> tuple[Any, dict[str, str]]:
+        """Send one request; retry 429/5xx and secondary rate limits; raise GitHubError with a clear reason."""
+        data = None if payload is None else json.dumps(payload).encode()
+        for attempt in range(self.retries + 1):
+            request = urllib.request.Request(
+                url if url.startswith("http") else self.api_url + url, data=data, method=method
+            )
+            request.add_header("Authorization", f"Bearer {self.token}")
+            request.add_header("Accept", "application/vnd.github+json")
+            request.add_header("X-GitHub-Api-Version", "2022-11-28")
+            request.add_header("User-Agent", "mlgitops-comment")
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    body = response.read()
+                    return (json.loads(body) if body else None), dict(response.headers)
+            except urllib.error.HTTPError as err:
+                headers = dict(err.headers)
+                message = _message(err.read())
+                limited = err.code == 429 or (err.code == 403 and headers.get("x-ratelimit-remaining") == "0")
+                if (limited or err.code >= 500) and attempt < self.retries:
+                    time.sleep(_retry_after(headers, self.backoff * 2**attempt))
+                    continue
+                if limited:
+                    raise GitHubError(f"GitHub rate limit reached ({err.code}) on {method} {url}: {message}") from None
+                if err.code in (401, 403):
+                    raise GitHubError(
+                        f"GitHub refused {method} {url} ({err.code}: {message}); the token needs "
+                        "pull-requests: write (fork pull requests never get it)"
+                    ) from None
+                raise GitHubError(f"GitHub answered {err.code} to {method} {url}: {message}") from None
+            except urllib.error.URLError as err:
+                if attempt < self.retries:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                raise GitHubError(f"GitHub could not be reached at {self.api_url}: {err.reason}") from None
+        raise GitHubError(f"{method} {url} failed after {self.retries + 1} attempts")
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        """Every comment of an issue or pull request, following pagination."""
+        url: str | None = f"/repos/{repo}/issues/{number}/comments?per_page=100"
+        found: list[dict[str, Any]] = []
+        while url:
+            page, headers = self.request("GET", url)
+            found += page or []
+            link = {k.lower(): v for k, v in headers.items()}.get("link", "")
+            match = NEXT_LINK.search(link)
+            url = match.group(1) if match else None
+        return found
+
+    def pull(self, repo: str, number: int) -> dict[str, Any]:
+        """One pull request."""
+        return self.request("GET", f"/repos/{repo}/pulls/{number}")[0]
+
+    def upsert(self, repo: str, number: int, body: str, label: str) -> tuple[str, dict[str, Any]]:
+        """Update the last comment carrying the label's watermark, or create one; return ('updated'|'created', comment)."""
+        ours = [c for c in self.comments(repo, number) if has_watermark(c.get("body") or "", label)]
+        if ours:
+            comment, _ = self.request("PATCH", f"/repos/{repo}/issues/comments/{ours[-1]['id']}", {"body": body})
+            return "updated", comment
+        comment, _ = self.request("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
+        return "created", comment
+
+
+def _message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw).get("message", "")) or raw.decode(errors="replace")[:200]
+    except (json.JSONDecodeError, AttributeError):
+        return raw.decode(errors="replace")[:200]
+
+
+def _retry_after(headers: dict[str, str], fallback: float) -> float:
+    lower = {k.lower(): v for k, v in headers.items()}
+    if lower.get("retry-after", "").isdigit():
+        return min(float(lower["retry-after"]), 60.0)
+    if lower.get("x-ratelimit-reset", "").isdigit():
+        return min(max(float(lower["x-ratelimit-reset"]) - time.time(), 0.0), 60.0)
+    return fallback
+
+
+def target_from(path: Path) -> tuple[str, str]:
+    """The pull request number and head commit saved by the report job; validated, as they crossed a trust boundary."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    number, sha = str(data.get("number", "")), str(data.get("head_sha", ""))
+    if not number.isdigit() or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise ValueError(f"{path} does not hold a pull request number and a 40-character commit SHA")
+    return number, sha
+
+
+def post_with_cml(pr: str, report: Path, label: str) -> int:
+    """Let CML post or update the comment; it appends the same watermark this module does."""
+    if shutil.which("cml") is None:
+        raise GitHubError("the cml command is not installed (add iterative/setup-cml before this step)")
+    command = ["cml", "comment", "update", f"--target=pr/{pr}", f"--watermark-title={label}", str(report)]
+    return subprocess.run(command, check=False).returncode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Post the report as the sticky comment. API failures are logged as a warning and exit 0: the gate decides."""
+    parser = argparse.ArgumentParser(prog="python -m mlgitops.comment", description=__doc__)
+    parser.add_argument("--repo", required=True, help="OWNER/REPO")
+    parser.add_argument("--target", required=True, type=Path, help="pull_request.json written by the report job")
+    parser.add_argument("--report", required=True, type=Path)
+    parser.add_argument("--watermark-title", default="model-report")
+    parser.add_argument("--expect-head-sha", default="", help="post only if the saved head commit is this one")
+    parser.add_argument("--poster", choices=["builtin", "cml"], default="builtin")
+    args = parser.parse_args(argv)
+    from . import gha
+
+    try:
+        pr, sha = target_from(args.target)
+    except (OSError, ValueError) as err:
+        gha.annotate("error", f"refusing to post: {err}")
+        return 1
+    if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", args.repo):
+        gha.annotate("error", f"refusing to post: {args.repo!r} is not OWNER/REPO")
+        return 1
+    if args.expect_head_sha and sha != args.expect_head_sha:
+        gha.annotate(
+            "error", f"refusing to post: the report is about {sha}, the finished run about {args.expect_head_sha}"
+        )
+        return 1
+    token = os.environ.get("GITHUB_TOKEN", "")
+    if not token:
+        gha.annotate("warning", "no GITHUB_TOKEN, so the report was not posted; it is in the job summary and artifact")
+        return 0
+    github = GitHub(os.environ.get("GITHUB_API_URL", "https://api.github.com"), token)
+    try:
+        head = github.pull(args.repo, int(pr))["head"]["sha"]
+        if head != sha:
+            # A newer push is being reported on by a newer run; this older report must not overwrite it.
+            gha.annotate("warning", f"not posting: pull request #{pr} moved on to {head}; a newer run reports on it")
+            return 0
+        if args.poster == "cml":
+            return post_with_cml(pr, args.report, args.watermark_title)
+        body = with_watermark(args.report.read_text(encoding="utf-8"), args.watermark_title, sha)
+        action, comment = github.upsert(args.repo, int(pr), body, args.watermark_title)
+    except GitHubError as err:
+        gha.annotate("warning", f"the report was not posted: {err}. It is in the job summary and the run's artifact.")
+        return 0
+    print(f"{action} comment {comment.get('html_url', comment.get('id'))}")
+    gha.set_output("comment-url", str(comment.get("html_url", "")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

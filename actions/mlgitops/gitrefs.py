@@ -1,0 +1,41 @@
+"""Read files as another git revision holds them, coping with shallow clones and revisions that lack them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run git quietly; callers decide what a failure means."""
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+
+
+def has_commit(ref: str) -> bool:
+    """Whether the revision is in this clone; a shallow clone is deepened once to find it."""
+    if not ref or ref.startswith("-"):
+        return False  # never let a revision be read as an option
+    if git("cat-file", "-e", f"{ref}^{{commit}}").returncode == 0:
+        return True
+    git("fetch", "--quiet", "--depth=1", "origin", ref)
+    return git("cat-file", "-e", f"{ref}^{{commit}}").returncode == 0
+
+
+def show(ref: str, path: str) -> str | None:
+    """The file's text at the revision, or None when the revision or the file is not there."""
+    if not ref or not has_commit(ref):
+        return None
+    result = git("show", f"{ref}:{path}")
+    return result.stdout if result.returncode == 0 else None
+
+
+def show_json(ref: str, path: str) -> Any:
+    """The JSON file at the revision, or None when missing or unreadable."""
+    text = show(ref, path)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None

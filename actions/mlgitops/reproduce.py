@@ -1,0 +1,133 @@
+"""train: reproduce the DVC pipeline with the run cache and report what ran, what was restored, and how long."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import gha
+from . import markdown as md
+
+RAN = re.compile(r"^Running stage '(?P<stage>[^']+)'", re.MULTILINE)
+SKIPPED = re.compile(r"^Stage '(?P<stage>[^']+)' didn't change, skipping", re.MULTILINE)
+RESTORED = re.compile(r"^Restored stage '(?P<stage>[^']+)' from run-cache", re.MULTILINE)
+# Statuses DVC gives a dependency that is only absent from this machine, not changed.
+ABSENT = {"deleted", "not in cache"}
+
+
+def dvc(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a DVC command, capturing its output."""
+    return subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
+
+
+def changed_inputs(status: dict[str, Any]) -> dict[str, list[str]]:
+    """Per stage, the inputs (code, data, params, command) that differ from dvc.lock, ignoring absent files."""
+    changed: dict[str, list[str]] = {}
+    for stage, entries in status.items():
+        reasons = []
+        for entry in entries:
+            if isinstance(entry, str):  # e.g. "changed command", "always changed"
+                reasons.append(entry)
+                continue
+            for path, state in (entry.get("changed deps") or {}).items():
+                if isinstance(state, dict) or state not in ABSENT:
+                    reasons.append(path)
+        if reasons:
+            changed[stage] = reasons
+    return changed
+
+
+def has_remote() -> bool:
+    """Whether a DVC remote is configured, so the run cache can be shared between runs."""
+    return bool(dvc("remote", "list").stdout.strip())
+
+
+def reproduce(push: bool) -> dict[str, Any]:
+    """Decide whether anything must run, run it, and describe the outcome."""
+    committed_lock = Path("dvc.lock").read_text(encoding="utf-8") if Path("dvc.lock").is_file() else None
+    status = dvc("status", "--json")
+    try:
+        changed = changed_inputs(json.loads(status.stdout or "{}"))
+    except json.JSONDecodeError:
+        changed = {"(dvc status failed)": [status.stderr.strip()]}
+    result: dict[str, Any] = {"changed": changed, "ran": [], "restored": [], "skipped": [], "seconds": 0.0}
+    remote = has_remote()
+    result["remote"] = remote
+    if not changed and committed_lock is not None:
+        result["note"] = "Nothing the pipeline depends on changed, so nothing was trained: the committed results stand."
+        result["ok"] = True
+        return result
+    if remote:
+        pulled = dvc("pull", "--run-cache", "--allow-missing")
+        if pulled.returncode != 0:
+            gha.annotate("warning", f"could not pull the run cache: {pulled.stderr.strip()[-300:]}", title="train")
+    started = time.perf_counter()
+    done = dvc("repro")
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    output = done.stdout + done.stderr
+    sys.stdout.write(output)
+    result |= {
+        "ok": done.returncode == 0,
+        "ran": RAN.findall(output),
+        "restored": RESTORED.findall(output),
+        "skipped": SKIPPED.findall(output),
+    }
+    if done.returncode != 0:
+        result["error"] = " ".join(output.strip().splitlines()[-3:])
+    new_lock = Path("dvc.lock").read_text(encoding="utf-8") if Path("dvc.lock").is_file() else None
+    result["stale_lock"] = committed_lock is not None and new_lock != committed_lock
+    if remote and push and done.returncode == 0:
+        pushed = dvc("push", "--run-cache")
+        if pushed.returncode != 0:
+            gha.annotate("warning", f"could not push the run cache: {pushed.stderr.strip()[-300:]}", title="train")
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """The training section of the report."""
+    lines = ["### Training", ""]
+    if "note" in result:
+        return "\n".join([*lines, result["note"]])
+    if not result["ok"]:
+        lines.append(f"The pipeline failed: {md.text(result.get('error', ''), limit=500)}")
+    stages = [f"{md.code(s)} ran" for s in result["ran"]] + [
+        f"{md.code(s)} restored from the run cache" for s in result["restored"]
+    ]
+    lines.append(f"{', '.join(stages) or 'No stage ran'} in {result['seconds']} s.")
+    if result.get("stale_lock"):
+        lines.append(
+            "The committed `dvc.lock` did not match what CI reproduced: run `dvc repro` and commit its results, "
+            "so that the branch holds the numbers reported here."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Reproduce the pipeline and write train.json and train.md; exit 1 when the pipeline fails."""
+    parser = argparse.ArgumentParser(prog="python -m mlgitops.reproduce", description=__doc__)
+    parser.add_argument("--push", choices=["true", "false"], default="false", help="push the run cache afterwards")
+    parser.add_argument("--out-dir", default="reports/pr")
+    args = parser.parse_args(argv)
+    result = reproduce(push=args.push == "true")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    section = render(result)
+    (out / "train.md").write_text(section + "\n", encoding="utf-8")
+    print(section)  # the model report carries this section into the job summary
+    gha.set_output("trained", str(bool(result["ran"])).lower())
+    gha.set_output("seconds", str(result["seconds"]))
+    if not result["ok"]:
+        gha.annotate("error", f"the pipeline failed: {result.get('error', '')}", title="train")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""model-report: verdicts in each metric's direction, params diff, the prediction guard, the board and the gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from mlgitops import report, reproduce
+
+RULES = report.settings({})
+
+
+def verdicts(base, head, rules=RULES):
+    return {r.name: r.verdict for r in report.compare(base, head, rules)}
+
+
+def test_higher_is_better_metric_verdicts_respect_the_tolerance():
+    got = verdicts({"a": 0.90, "b": 0.90, "c": 0.90, "d": 0.90}, {"a": 0.95, "b": 0.90, "c": 0.895, "d": 0.85})
+    assert got == {"a": "better", "b": "same", "c": "worse", "d": "regression"}
+
+
+def test_lower_is_better_metric_regresses_when_it_grows():
+    assert verdicts({"log_loss": 0.10}, {"log_loss": 0.20}) == {"log_loss": "regression"}
+    assert verdicts({"log_loss": 0.20}, {"log_loss": 0.10}) == {"log_loss": "better"}
+
+
+def test_per_metric_tolerance_overrides_the_default():
+    rules = report.settings({"report": {"tolerance": {"accuracy": 0.1}}})
+    assert verdicts({"accuracy": 0.9}, {"accuracy": 0.85}, rules) == {"accuracy": "worse"}
+
+
+def test_missing_baseline_marks_every_metric_new():
+    assert set(verdicts(None, {"a": 0.5}).values()) == {"new"}
+
+
+def test_params_diff_names_changed_added_and_removed_keys_but_not_report_settings():
+    base = {"model": {"C": 1.0, "old": 1}, "report": {"tolerance": {"default": 0.01}}}
+    head = {"model": {"C": 0.5, "new": 2}, "report": {"tolerance": {"default": 0.5}}}
+    assert report.params_diff(base, head) == [("model.C", 1.0, 0.5), ("model.new", None, 2), ("model.old", 1, None)]
+
+
+def write_confusion(path, pairs):
+    path.write_text("actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in pairs))
+    return path
+
+
+def test_prediction_guard_fails_a_model_that_predicts_one_class_for_everyone(tmp_path):
+    confusion = write_confusion(tmp_path / "c.csv", [("yes", "no")] * 40 + [("no", "no")] * 60)
+    ok, text, shares = report.prediction_guard(confusion, 0.95)
+    assert not ok and "predicts 'no' for 100%" in text
+    assert shares == {"no": 1.0}
+
+
+def test_prediction_guard_accepts_a_majority_that_the_labels_share(tmp_path):
+    confusion = write_confusion(tmp_path / "c.csv", [("no", "no")] * 97 + [("yes", "yes")] * 3)
+    assert report.prediction_guard(confusion, 0.95)[0]
+
+
+def test_changed_inputs_ignore_files_that_are_only_absent_from_this_machine():
+    status = {
+        "prepare": [{"changed outs": {"data/prepared/train.csv": "not in cache"}}],
+        "validate": [{"changed deps": {"data/prepared/train.csv": "deleted"}}],
+        "train": [{"changed deps": {"params.yaml": {"model": "modified"}}}],
+        "evaluate": [{"changed deps": {"src/pkg/evaluate.py": "modified"}}, "changed command"],
+    }
+    assert reproduce.changed_inputs(status) == {
+        "train": ["params.yaml"],
+        "evaluate": ["src/pkg/evaluate.py", "changed command"],
+    }
+
+
+def git(cwd, *args):
+    return subprocess.run(
+        ["git", "-c", "user.name=Ada Lovelace", "-c", "user.email=ada@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A repository whose base commit holds results, params and a schema."""
+    monkeypatch.chdir(tmp_path)
+    git(tmp_path, "init", "-q", "-b", "main")
+    params = {"evaluate": {"metric": "f1_macro"}, "model": {"family": "logistic_regression", "C": 1.0}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "metrics.json").write_text(json.dumps({"f1_macro": 0.90, "log_loss": 0.30}))
+    (tmp_path / "plots").mkdir()
+    write_confusion(tmp_path / "plots/confusion.csv", [("a", "a")] * 50 + [("b", "b")] * 50)
+    (tmp_path / "plots/importance.csv").write_text("feature,importance\nmean radius,0.2\nplan,0.1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/schema.yaml").write_text(
+        "columns:\n  mean radius:\n    dtype: float64\n  plan:\n    dtype: str\n"
+    )
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "base")
+    return tmp_path
+
+
+def build(project, **changes):
+    args = ["--base-ref", "main", "--head-label", changes.pop("label", "feature/x")]
+    return report.main(args)
+
+
+def test_unchanged_branch_passes_and_the_report_has_every_section(project):
+    assert build(project) == 0
+    text = (project / "reports/pr/report.md").read_text()
+    for part in (
+        "## ✅ Model report for `feature/x`",
+        "### Metrics",
+        "```mermaid",
+        "### Parameters",
+        "### Predictions",
+    ):
+        assert part in text
+    assert "| `mean radius` | 0.2000 | Ada Lovelace |" in text
+    assert json.loads((project / "reports/pr/report.json").read_text())["passed"] is True
+
+
+def test_regression_beyond_tolerance_fails_the_gate_with_the_reason(project, capsys):
+    (project / "metrics.json").write_text(json.dumps({"f1_macro": 0.80, "log_loss": 0.30}))
+    (project / "params.yaml").write_text(
+        yaml.safe_dump({"evaluate": {"metric": "f1_macro"}, "model": {"family": "logistic_regression", "C": 0.01}})
+    )
+    assert build(project) == 1
+    text = (project / "reports/pr/report.md").read_text()
+    assert "**Gate: failed.**" in text
+    assert "f1\\_macro regressed by 0\\.1000 \\(tolerance 0\\.01\\)" in text
+    assert "| `model.C` | `1.0` | `0.01` |" in text
+    assert "::error title=model-report gate::f1_macro regressed by 0.1000" in capsys.readouterr().out
+
+
+def test_missing_baseline_is_a_clear_line_not_a_crash(project):
+    assert report.main(["--base-ref", "0" * 40]) == 0
+    text = (project / "reports/pr/report.md").read_text()
+    assert "No `metrics\\.json` on the base branch" in text
+    assert "no results to compare with yet" in text
+
+
+def test_degenerate_model_fails_however_good_its_metric(project):
+    write_confusion(project / "plots/confusion.csv", [("a", "a")] * 99 + [("b", "a")] * 40)
+    (project / "metrics.json").write_text(json.dumps({"f1_macro": 0.99, "log_loss": 0.1}))
+    assert build(project) == 1
+    assert "the model predicts 'a' for 100%" in (project / "reports/pr/report.md").read_text()
+
+
+def test_failed_data_check_fails_the_gate_and_its_section_is_included(project):
+    (project / "reports/pr").mkdir(parents=True)
+    (project / "reports/pr/data_check.json").write_text(json.dumps({"passed": False}))
+    (project / "reports/pr/data_check.md").write_text("### Data check: failed\n")
+    assert build(project) == 1
+    text = (project / "reports/pr/report.md").read_text()
+    assert "- the data check failed" in text and "### Data check: failed" in text
+
+
+def test_hostile_branch_name_is_shown_not_executed(project):
+    assert build(project, label="x`$(id)`<img src=x>") == 0
+    first = (project / "reports/pr/report.md").read_text().splitlines()[0]
+    assert first == "## ✅ Model report for ``x`$(id)`<img src=x>``"
