@@ -14,17 +14,22 @@ $(VENV)/.installed: requirements/dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.txt
 	touch $@
 
+# GitHub's OpenAPI description and webhook examples, which the tests' stand-in for GitHub checks against.
+tests/node_modules/.installed: tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: $(VENV)/.installed  ## Bake the default project into demo/, reproduce, build, serve and predict.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/demo.py demo
 
-test: $(VENV)/.installed  ## All tests, including the slow end-to-end ones.
+test: $(VENV)/.installed tests/node_modules/.installed  ## All tests, including the slow end-to-end ones.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
-test-fast: $(VENV)/.installed  ## Unit and quick bake tests only.
+test-fast: $(VENV)/.installed tests/node_modules/.installed  ## Unit and quick bake tests only.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow"
 
 lock:  ## Re-resolve requirements/dev.txt from requirements/dev.in.
 	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11 --no-header --quiet
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo .pytest_cache tests/node_modules

@@ -137,7 +137,7 @@ def _retry_after(headers: dict[str, str], fallback: float) -> float:
     lower = {k.lower(): v for k, v in headers.items()}
     if lower.get("retry-after", "").isdigit():
         return min(float(lower["retry-after"]), 60.0)
-    if lower.get("x-ratelimit-reset", "").isdigit():
+    if lower.get("x-ratelimit-remaining") == "0" and lower.get("x-ratelimit-reset", "").isdigit():
         return min(max(float(lower["x-ratelimit-reset"]) - time.time(), 0.0), 60.0)
     return fallback
 

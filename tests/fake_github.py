@@ -1,0 +1,1070 @@
+"""A stand-in for GitHub's REST API, for tests only: a loopback HTTP server with in-memory state.
+
+GitHub is unreachable from the machines that run these tests, so the product's GitHub client is pointed at this
+server instead. It implements only the endpoints the product calls:
+
+- ``GET   /repos/{owner}/{repo}/issues/{issue_number}/comments`` (paginated with a ``Link`` header, like GitHub)
+- ``POST  /repos/{owner}/{repo}/issues/{issue_number}/comments``
+- ``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``
+- ``GET   /repos/{owner}/{repo}/pulls/{pull_number}`` (pull requests are added by the test with ``add_pull``)
+
+Every other endpoint answers 404 and counts as a failure. A test can also make the next requests fail the ways
+GitHub fails (primary and secondary rate limits, 5xx) with ``FakeGitHub.fail``.
+
+Every request and every response is checked against GitHub's official OpenAPI description: the ``api.github.com``
+description in the npm package ``@octokit/openapi``, pinned in ``tests/package.json`` and installed with
+``npm ci --prefix tests``. Path and query parameters, JSON request bodies and JSON response bodies are validated
+against the operation GitHub documents for that method and path, so neither the product nor this stand-in can
+drift from the real API unnoticed. Mismatches are collected in ``FakeGitHub.spec_errors`` and raised as an
+``AssertionError`` when the ``with`` block ends.
+
+``webhook_example`` returns real webhook payloads from the npm package ``@octokit/webhooks-examples``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from jsonschema import Draft4Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, relevance
+from referencing import Registry
+from referencing.jsonschema import DRAFT4
+
+OCTOKIT = Path(__file__).resolve().parent / "node_modules" / "@octokit"
+# The description that keeps its $refs: a fifth of the dereferenced one's size, so it parses in a fraction of a second.
+OPENAPI_JSON = OCTOKIT / "openapi" / "generated" / "api.github.com.json"
+WEBHOOK_EXAMPLES_JSON = OCTOKIT / "webhooks-examples" / "api.github.com" / "index.json"
+NPM_HINT = (
+    "run `npm ci --prefix tests` from the repository root to install the npm packages pinned in tests/package.json"
+)
+
+DOCS_URL = "https://docs.github.com/rest"
+RATE_LIMIT_DOCS_URL = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+API_VERSION = "2022-11-28"
+RATE_LIMIT = 5000
+MAX_COMMENT_LENGTH = 65536
+# The identity GitHub gives a workflow's GITHUB_TOKEN: what it posts is authored by this bot.
+ACTIONS_BOT = "github-actions[bot]"
+ACTIONS_BOT_ID = 41898282
+
+# The operations implemented here: GitHub's method and path template, and the FakeGitHub method that answers it.
+OPERATIONS: dict[tuple[str, str], str] = {
+    ("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): "_list_comments",
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): "_create_comment",
+    ("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}"): "_update_comment",
+    ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"): "_get_pull",
+}
+
+# An identifier for the registry of the description's schemas; never fetched.
+_SCHEMA_BASE = "https://api.github.com/openapi/api.github.com.json"
+# The only error schema GitHub documents for every status it can send without listing it (401, 429, 502, ...).
+_BASIC_ERROR = "basic-error"
+_FAULT_MESSAGES = {
+    403: ("API rate limit exceeded for installation ID 1.", f"{RATE_LIMIT_DOCS_URL}#about-primary-rate-limits"),
+    429: (
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        f"{RATE_LIMIT_DOCS_URL}#about-secondary-rate-limits",
+    ),
+    500: ("Server Error", DOCS_URL),
+}
+
+
+class RecordedRequest(NamedTuple):
+    """One request the stand-in received; headers have lowercase names, body is the parsed JSON (or None)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _Reply:
+    """What the stand-in answers: a JSON value (or raw text, or nothing) with headers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Fault:
+    """A failure to answer instead of the real response, for the next `remaining` matching requests."""
+
+    method: str
+    path: re.Pattern[str]
+    reply: _Reply
+    remaining: int
+
+
+@dataclass
+class _Comment:
+    """An issue comment as stored; rendered into GitHub's shape on every response."""
+
+    id: int
+    owner: str
+    repo: str
+    issue_number: int
+    body: str
+    login: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class _Pull:
+    """The facts about a pull request a test chose; every other field is derived."""
+
+    owner: str
+    repo: str
+    number: int
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    base_sha: str
+    head_repo_full_name: str
+    title: str
+    body: str | None
+    state: str
+    draft: bool
+    login: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """One operation of the description, reduced to what checking traffic needs."""
+
+    method: str
+    template: str
+    operation_id: str
+    docs_url: str
+    parameters: tuple[dict[str, Any], ...]
+    request: Draft4Validator | None
+    request_required: bool
+    responses: dict[int, Draft4Validator | None]
+    basic_error: Draft4Validator
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GitHub's OpenAPI description
+
+
+def _require(path: Path, what: str) -> Path:
+    """The path, or a FileNotFoundError that says how to install the npm package it comes from."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} is missing ({path}): {NPM_HINT}.")
+    return path
+
+
+@functools.cache
+def openapi_spec() -> dict[str, Any]:
+    """GitHub's OpenAPI description of api.github.com from @octokit/openapi, parsed once per process."""
+    return json.loads(_require(OPENAPI_JSON, "GitHub's OpenAPI description").read_bytes())
+
+
+def _pointer(document: Any, ref: str) -> Any:
+    """The node a local JSON pointer such as `#/components/schemas/x` names."""
+    node = document
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _deref(spec: dict[str, Any], node: Any) -> Any:
+    """A parameter, response or request body with its own $ref followed (schemas keep theirs for jsonschema)."""
+    while isinstance(node, dict) and "$ref" in node:
+        node = _pointer(spec, node["$ref"])
+    return node
+
+
+def _schema_names(spec: dict[str, Any], roots: Iterable[Any]) -> set[str]:
+    """The component schemas reachable from the roots, so only they are converted."""
+    prefix = "#/components/schemas/"
+    refs: set[str] = set()
+    pending = list(roots)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/") and ref not in refs:
+                refs.add(ref)
+                pending.append(_pointer(spec, ref))
+            pending.extend(node.values())
+    return {ref.removeprefix(prefix) for ref in refs if ref.startswith(prefix)}
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SCHEMA_VALUES = ("items", "additionalProperties", "not")
+
+
+def _json_schema(schema: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema draft 4, which it extends: `nullable: true` becomes "or null"."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: value for key, value in schema.items() if key not in ("nullable", "example", "examples")}
+    if isinstance(out.get("$ref"), str) and out["$ref"].startswith("#"):
+        # Absolute, so an inline schema resolves its refs in the registry and not in itself.
+        out["$ref"] = _SCHEMA_BASE + out["$ref"]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: _json_schema(value) for name, value in out["properties"].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_json_schema(value) for value in out[key]]
+    for key in _SCHEMA_VALUES:
+        if key in out:
+            out[key] = _json_schema(out[key])
+    return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") is True else out
+
+
+def _is_date_time(value: object) -> bool:
+    """RFC 3339 date-time, as GitHub writes it: a date, a time with seconds and a zone."""
+    if not isinstance(value, str):
+        return True
+    if _DATE_TIME.fullmatch(value) is None:
+        return False
+    datetime.fromisoformat(value)  # raises ValueError on an impossible date such as February 30
+    return True
+
+
+def _is_uri(value: object) -> bool:
+    """An absolute URI: a scheme and something after it."""
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return bool(parts.scheme) and bool(parts.netloc or parts.path) and " " not in value
+
+
+# jsonschema checks these two formats only with optional packages; the checks GitHub's values need are short.
+_FORMATS = FormatChecker(formats=())
+_FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
+_FORMATS.checks("uri")(_is_uri)
+
+
+def _validator(schema: Any, registry: Registry) -> Draft4Validator:
+    """A validator for one schema of the description, resolving its $refs in the registry."""
+    return Draft4Validator(_json_schema(schema), registry=registry, format_checker=_FORMATS)
+
+
+def _json_body_schema(spec: dict[str, Any], message: dict[str, Any]) -> Any:
+    """The application/json schema of a request body or response, or None when it has no JSON content."""
+    content = _deref(spec, message).get("content", {})
+    media = content.get("application/json") or next(iter(content.values()), None)
+    return None if media is None else media.get("schema", {})
+
+
+def _operation(spec: dict[str, Any], method: str, template: str, registry: Registry) -> _Operation:
+    """The description's operation for method and template, with validators built."""
+    raw = spec["paths"][template][method.lower()]
+    body = _deref(spec, raw["requestBody"]) if "requestBody" in raw else None
+    body_schema = None if body is None else _json_body_schema(spec, body)
+    responses: dict[int, Draft4Validator | None] = {}
+    for status, response in raw["responses"].items():
+        if not status.isdigit():
+            continue  # a "default" response would be GitHub's generic error, which basic_error already covers
+        schema = _json_body_schema(spec, response)
+        responses[int(status)] = None if schema is None else _validator(schema, registry)
+    return _Operation(
+        method=method,
+        template=template,
+        operation_id=raw["operationId"],
+        docs_url=raw.get("externalDocs", {}).get("url", DOCS_URL),
+        parameters=tuple(_deref(spec, parameter) for parameter in raw.get("parameters", [])),
+        request=None if body_schema is None else _validator(body_schema, registry),
+        request_required=bool(body and body.get("required")),
+        responses=responses,
+        basic_error=_validator({"$ref": f"#/components/schemas/{_BASIC_ERROR}"}, registry),
+    )
+
+
+@functools.cache
+def _operations() -> dict[tuple[str, str], _Operation]:
+    """The implemented operations as GitHub describes them, built once per process."""
+    spec = openapi_spec()
+    try:
+        raw = [spec["paths"][template][method.lower()] for method, template in OPERATIONS]
+    except KeyError as missing:
+        raise AssertionError(f"GitHub's OpenAPI description no longer has the operation {missing}") from None
+    roots = [*raw, {"$ref": f"#/components/schemas/{_BASIC_ERROR}"}]
+    schemas = spec["components"]["schemas"]
+    document = {"components": {"schemas": {name: _json_schema(schemas[name]) for name in _schema_names(spec, roots)}}}
+    registry = Registry().with_resource(_SCHEMA_BASE, DRAFT4.create_resource(document))
+    return {(method, template): _operation(spec, method, template, registry) for method, template in OPERATIONS}
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    """A regex that matches concrete paths of an OpenAPI path template, capturing its parameters."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
+
+
+@functools.cache
+def _routes() -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """The implemented (method, template, regex) triples."""
+    return tuple((method, template, _template_regex(template)) for method, template in OPERATIONS)
+
+
+@functools.cache
+def _documented_routes() -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """Every (method, operationId, regex) of the description, most literal templates first."""
+    routes = [
+        (method.upper(), operation["operationId"], _template_regex(template))
+        for template, item in openapi_spec()["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    ]
+    return tuple(sorted(routes, key=lambda route: route[2].groups))
+
+
+def _documented_as(method: str, path: str) -> str:
+    """What the description calls an endpoint the stand-in lacks, to say whether it is real GitHub API."""
+    for route_method, operation_id, regex in _documented_routes():
+        if route_method == method and regex.fullmatch(path):
+            return f"GitHub documents it as {operation_id}"
+    return "GitHub's OpenAPI description has no such endpoint either"
+
+
+def _loosely_typed(value: str, schema: dict[str, Any]) -> bool:
+    """Whether a path or query string can stand for a value of the schema's type."""
+    kind = schema.get("type")
+    if "enum" in schema and value not in [str(item) for item in schema["enum"]]:
+        return False
+    if kind == "integer":
+        return re.fullmatch(r"-?\d+", value) is not None
+    if kind == "number":
+        return re.fullmatch(r"-?\d+(\.\d+)?", value) is not None
+    if kind == "boolean":
+        return value in ("true", "false")
+    if schema.get("format") == "date-time":
+        try:
+            return _is_date_time(value)
+        except ValueError:
+            return False
+    return True
+
+
+def _schema_problems(validator: Draft4Validator, instance: Any) -> list[str]:
+    """The most relevant ways an instance breaks a schema, each with where in the instance."""
+    errors: list[ValidationError] = sorted(validator.iter_errors(instance), key=relevance)
+    return [f"{_shorten(error.message)} (at {error.json_path})" for error in errors[:5]]
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    """Text cut to a readable length: messages repeat whole instances, and a pull request is long."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parameter_problems(operation: _Operation, path_params: dict[str, str], query: dict[str, str]) -> list[str]:
+    """How the path and query parameters disagree with the description."""
+    problems = []
+    for parameter in operation.parameters:
+        where, name, schema = parameter["in"], parameter["name"], parameter.get("schema", {})
+        value = {"path": path_params, "query": query}.get(where, {}).get(name)
+        if value is None:
+            if parameter.get("required"):
+                problems.append(f"the required {where} parameter {name!r} is missing")
+        elif not _loosely_typed(value, schema):
+            kind = " ".join(filter(None, [schema.get("type", "string"), schema.get("format")]))
+            problems.append(f"the {where} parameter {name}={value!r} is not of type {kind}")
+    known = {parameter["name"] for parameter in operation.parameters if parameter["in"] == "query"}
+    problems += [f"the query parameter {name!r} is not documented" for name in query if name not in known]
+    return problems
+
+
+def _body_problems(operation: _Operation, body: Any, has_body: bool) -> list[str]:
+    """How the JSON request body disagrees with the description."""
+    if operation.request is None:
+        return ["a request body was sent but the operation takes none"] if has_body else []
+    if not has_body:
+        return ["the required JSON request body is missing"] if operation.request_required else []
+    return [f"request body: {problem}" for problem in _schema_problems(operation.request, body)]
+
+
+def _response_problems(operation: _Operation, reply: _Reply) -> list[str]:
+    """How a response disagrees with the description (raw-text error pages are GitHub's too, so they pass)."""
+    if reply.status not in operation.responses:
+        if reply.status < 400:
+            return [f"status {reply.status} is not documented"]
+        validator: Draft4Validator | None = operation.basic_error
+    else:
+        validator = operation.responses[reply.status]
+    if isinstance(reply.body, str):
+        return []
+    if validator is None:
+        return [] if reply.body is None else [f"status {reply.status} has no documented body but one was sent"]
+    if reply.body is None:
+        return [f"status {reply.status} documents a JSON body but none was sent"]
+    return [f"response body: {problem}" for problem in _schema_problems(validator, reply.body)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Webhook payloads
+
+
+@functools.cache
+def _webhook_examples() -> dict[str, list[dict[str, Any]]]:
+    """Every example payload of @octokit/webhooks-examples, by event name."""
+    definitions = json.loads(_require(WEBHOOK_EXAMPLES_JSON, "GitHub's webhook examples").read_bytes())
+    return {definition["name"]: definition["examples"] for definition in definitions}
+
+
+def webhook_example(event: str, action: str | None = None, index: int = 0) -> dict[str, Any]:
+    """A copy of a payload GitHub really sent for the event (and action), from @octokit/webhooks-examples."""
+    examples = _webhook_examples()
+    if event not in examples:
+        raise LookupError(f"no webhook examples for the event {event!r}; there are: {', '.join(sorted(examples))}")
+    matching = [example for example in examples[event] if action is None or example.get("action") == action]
+    if index >= len(matching) or index < -len(matching):
+        actions = sorted({str(example.get("action")) for example in examples[event]})
+        raise LookupError(
+            f"{event} has {len(matching)} example(s) for the action {action!r}, not an index {index}; "
+            f"its actions are: {', '.join(actions)}"
+        )
+    return copy.deepcopy(matching[index])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The server
+
+
+def _now() -> str:
+    """The current time as GitHub writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _node_id(kind: str, number: int) -> str:
+    """A global node ID in GitHub's legacy encoding, such as MDQ6VXNlcjE= for user 1."""
+    return base64.b64encode(f"0{len(kind)}:{kind}{number}".encode()).decode()
+
+
+def _sha(*parts: object) -> str:
+    """A stable, plausible 40-character commit SHA."""
+    return hashlib.sha1("/".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()
+
+
+def _error(status: int, message: str, docs_url: str = DOCS_URL) -> _Reply:
+    """An error response shaped like GitHub's."""
+    return _Reply(status, {"message": message, "documentation_url": docs_url, "status": str(status)})
+
+
+def _token(headers: Mapping[str, str]) -> str | None:
+    """The token of an `Authorization: Bearer …` or `Authorization: token …` header."""
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() not in ("bearer", "token") or not token.strip():
+        return None
+    return token.strip()
+
+
+def _parse_json(raw: bytes) -> tuple[Any, bool, bool]:
+    """The parsed body, whether there was one, and whether it was valid JSON."""
+    if not raw.strip():
+        return None, False, True
+    try:
+        return json.loads(raw), True, True
+    except ValueError:
+        return raw.decode("utf-8", "replace"), True, False
+
+
+def _fault_reply(status: int, headers: Mapping[str, str | None] | None, body: Any) -> _Reply:
+    """The response of an injected failure: GitHub's body and headers for the status, with the test's overrides."""
+    message, docs_url = _FAULT_MESSAGES.get(status, (HTTPStatus(status).phrase, DOCS_URL))
+    defaults: dict[str, str | None] = {}
+    if status == 403:
+        # Rate limits reset a second ahead so clients that wait for the reset keep tests fast.
+        reset = str(int(time.time()) + 1)
+        defaults = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset, "x-ratelimit-used": str(RATE_LIMIT)}
+    elif status == 429:
+        defaults = {"retry-after": "1"}
+    merged = {**defaults, **{name.lower(): value for name, value in (headers or {}).items()}}
+    reply = _error(status, message, docs_url) if body is None else _Reply(status, body)
+    reply.headers = {name: value for name, value in merged.items() if value is not None}
+    return reply
+
+
+class _Server(ThreadingHTTPServer):
+    """The HTTP server, knowing the FakeGitHub whose state it serves."""
+
+    def __init__(self, fake: FakeGitHub) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hands every request to the FakeGitHub and writes back its answer."""
+
+    server: _Server
+
+    def _serve(self) -> None:
+        """Read the request, let the fake answer it, write the answer."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        status, reply_headers, payload = self.server.fake._handle(self.command, self.path, headers, raw)
+        self.send_response(status)
+        for name, value in reply_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request log: `FakeGitHub.requests` records every request."""
+
+
+class FakeGitHub:
+    """GitHub's REST API on 127.0.0.1, checked against GitHub's OpenAPI description; use it in a `with` block."""
+
+    def __init__(self, token: str | None = None) -> None:
+        """Any Bearer or token credential is accepted unless `token` names the only valid one."""
+        self.expected_token = token
+        self.requests: list[RecordedRequest] = []
+        self.tokens: list[str] = []
+        self.spec_errors: list[str] = []
+        self._lock = threading.RLock()
+        self._faults: list[_Fault] = []
+        self._comments: dict[int, _Comment] = {}
+        self._pulls: dict[tuple[str, str, int], _Pull] = {}
+        self._ids: dict[str, int] = {}
+        self._next_comment_id = 1_000_000_001
+        self._used = 0
+        self._reset = int(time.time()) + 3600
+        self._operations = _operations()
+        self._server = _Server(self)
+        self._thread: threading.Thread | None = None
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeGitHub:
+        """Start serving."""
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop serving, then fail if any traffic disagreed with GitHub's description (unless already failing)."""
+        self.stop()
+        if exc_type is None:
+            self.check()
+
+    def start(self) -> FakeGitHub:
+        """Serve requests from a background thread."""
+        if self._thread is None:
+            # serve_forever notices shutdown() only between polls; its default half second would slow every test.
+            serve = functools.partial(self._server.serve_forever, poll_interval=0.01)
+            self._thread = threading.Thread(target=serve, name="fake-github", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+
+    def check(self) -> None:
+        """Raise AssertionError listing every way the traffic so far disagreed with GitHub's description."""
+        with self._lock:
+            errors = list(self.spec_errors)
+        if errors:
+            listed = "\n".join(f"- {error}" for error in errors)
+            raise AssertionError(f"the GitHub stand-in saw traffic that disagrees with GitHub's API:\n{listed}")
+
+    # -- what tests set up and read ----------------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        times: int = 1,
+        headers: Mapping[str, str | None] | None = None,
+        body: Any = None,
+    ) -> None:
+        """Answer the next `times` requests whose method matches and whose path matches `path_regex` with an error.
+
+        The body defaults to GitHub's for the status; 403 defaults to a primary rate limit (`x-ratelimit-remaining:
+        0`, `x-ratelimit-reset` a second ahead) and 429 to a secondary one (`retry-after: 1`). `headers` override
+        those defaults; a None value removes one. A str body is sent as raw text, like GitHub's HTML error pages.
+        """
+        if times < 1 or not 400 <= status <= 599:
+            raise ValueError("fail() needs times >= 1 and an error status (400-599)")
+        fault = _Fault(method.upper(), re.compile(path_regex), _fault_reply(status, headers, body), times)
+        with self._lock:
+            self._faults.append(fault)
+
+    def add_pull(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        *,
+        head_sha: str,
+        head_ref: str,
+        base_ref: str = "main",
+        base_sha: str | None = None,
+        head_repo_full_name: str | None = None,
+        title: str | None = None,
+        body: str | None = None,
+        state: str = "open",
+        draft: bool = False,
+        user: str | None = None,
+    ) -> None:
+        """Make a pull request exist; from a fork when `head_repo_full_name` names another repository."""
+        if re.fullmatch(r"[0-9a-f]{40}", head_sha) is None:
+            raise ValueError(f"head_sha must be a full 40-character lowercase SHA, like GitHub's: {head_sha!r}")
+        head_repo = head_repo_full_name or f"{owner}/{repo}"
+        pull = _Pull(
+            owner=owner,
+            repo=repo,
+            number=number,
+            head_sha=head_sha,
+            head_ref=head_ref,
+            base_ref=base_ref,
+            base_sha=base_sha or _sha(owner, repo, base_ref),
+            head_repo_full_name=head_repo,
+            title=title or f"Pull request #{number}",
+            body=body,
+            state=state,
+            draft=draft,
+            login=user or head_repo.split("/")[0],
+            created_at=_now(),
+        )
+        with self._lock:
+            self._pulls[(owner.lower(), repo.lower(), number)] = pull
+
+    def add_comment(self, owner: str, repo: str, issue_number: int, body: str, *, user: str = ACTIONS_BOT) -> int:
+        """Make a comment exist, as if `user` had posted it; returns its id."""
+        with self._lock:
+            comment_id = self._next_comment_id
+            self._next_comment_id += 1
+            now = _now()
+            self._comments[comment_id] = _Comment(comment_id, owner, repo, issue_number, body, user, now, now)
+        return comment_id
+
+    def comments(self, owner: str, repo: str, issue_number: int) -> list[dict[str, Any]]:
+        """The comments of an issue or pull request as GitHub would return them, oldest first."""
+        with self._lock:
+            return [self._render_comment(comment) for comment in self._issue_comments(owner, repo, issue_number)]
+
+    # -- request handling --------------------------------------------------------------------------------------
+
+    def _handle(
+        self, method: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one request and check both directions against the description; never raises."""
+        parts = urlsplit(target)
+        path, query = unquote(parts.path), dict(parse_qsl(parts.query, keep_blank_values=True))
+        body, has_body, is_json = _parse_json(raw)
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, query, headers, body))
+            try:
+                operation, reply = self._answer(method, path, query, headers, (body, has_body, is_json))
+                if operation is not None:
+                    for problem in _response_problems(operation, reply):
+                        self._spec_error(f"{method} {path} -> {reply.status}: {operation.operation_id}: {problem}")
+            except Exception:
+                self._spec_error(f"the stand-in failed on {method} {path}:\n{traceback.format_exc()}")
+                reply = _error(500, "Server Error")
+            return reply.status, self._headers(reply), self._payload(reply)
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], request: tuple[Any, bool, bool]
+    ) -> tuple[_Operation | None, _Reply]:
+        """The operation the request is for (None if not implemented) and the reply."""
+        route = self._route(method, path)
+        if route is None:
+            self._spec_error(
+                f"endpoint not implemented by the stand-in: {method} {path} ({_documented_as(method, path)})"
+            )
+            return None, _error(404, "Not Found")
+        operation, params = route
+        body, has_body, is_json = request
+        bad_params = _parameter_problems(operation, params, query)
+        bad_body = _body_problems(operation, body, has_body) if is_json else ["the request body is not valid JSON"]
+        for problem in bad_params + bad_body:
+            self._spec_error(f"{method} {path}: {operation.operation_id}: {problem}")
+        token = _token(headers)
+        if token is None:
+            return operation, _error(401, "Requires authentication")
+        self.tokens.append(token)
+        if self.expected_token is not None and token != self.expected_token:
+            return operation, _error(401, "Bad credentials")
+        self._used += 1
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            return operation, copy.deepcopy(fault)
+        if not is_json:
+            return operation, _error(400, "Problems parsing JSON", operation.docs_url)
+        if bad_params:
+            return operation, _error(404, "Not Found", operation.docs_url)
+        if bad_body:
+            return operation, _error(422, "Invalid request.\n\n" + "\n".join(bad_body), operation.docs_url)
+        handler = getattr(self, OPERATIONS[(operation.method, operation.template)])
+        return operation, handler(operation, params, query, body)
+
+    def _route(self, method: str, path: str) -> tuple[_Operation, dict[str, str]] | None:
+        """The implemented operation for a request, with its path parameters."""
+        for route_method, template, regex in _routes():
+            match = regex.fullmatch(path)
+            if route_method == method and match:
+                return self._operations[(method, template)], match.groupdict()
+        return None
+
+    def _take_fault(self, method: str, path: str) -> _Reply | None:
+        """The reply of the first injected failure that matches, counting it down."""
+        for fault in self._faults:
+            if fault.method == method and fault.path.search(path):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault.reply
+        return None
+
+    def _spec_error(self, message: str) -> None:
+        """Record a disagreement with GitHub's description; the `with` block fails on it."""
+        with self._lock:
+            self.spec_errors.append(message)
+
+    def _headers(self, reply: _Reply) -> dict[str, str]:
+        """The headers GitHub sends on every response, then the reply's own."""
+        headers = {
+            "content-type": "text/html; charset=utf-8"
+            if isinstance(reply.body, str)
+            else "application/json; charset=utf-8",
+            "x-github-api-version-selected": API_VERSION,
+            "x-github-media-type": "github.v3; format=json",
+            "x-github-request-id": f"FAKE:{len(self.requests):08X}",
+            "x-ratelimit-limit": str(RATE_LIMIT),
+            "x-ratelimit-remaining": str(max(RATE_LIMIT - self._used, 0)),
+            "x-ratelimit-reset": str(self._reset),
+            "x-ratelimit-used": str(self._used),
+            "x-ratelimit-resource": "core",
+        }
+        return {**headers, **reply.headers}
+
+    @staticmethod
+    def _payload(reply: _Reply) -> bytes:
+        """The reply's body as bytes."""
+        if reply.body is None:
+            return b""
+        return (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode()
+
+    # -- endpoints ---------------------------------------------------------------------------------------------
+
+    def _list_comments(self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """GET /repos/{owner}/{repo}/issues/{issue_number}/comments, paginated like GitHub."""
+        comments = self._issue_comments(params["owner"], params["repo"], int(params["issue_number"]))
+        if "since" in query:
+            since = datetime.fromisoformat(query["since"])
+            comments = [comment for comment in comments if datetime.fromisoformat(comment.updated_at) >= since]
+        per_page = min(int(query.get("per_page") or 30), 100)
+        per_page = per_page if per_page > 0 else 30
+        page = max(int(query.get("page") or 1), 1)
+        shown = comments[(page - 1) * per_page : page * per_page]
+        reply = _Reply(200, [self._render_comment(comment) for comment in shown])
+        link = self._link_header(params, query, page, math.ceil(len(comments) / per_page))
+        if link:
+            reply.headers["link"] = link
+        return reply
+
+    def _link_header(self, params: dict[str, str], query: dict[str, str], page: int, last: int) -> str:
+        """An RFC 5988 Link header with GitHub's rels: prev and first after page 1, next and last before the end."""
+        path = f"/repos/{params['owner']}/{params['repo']}/issues/{params['issue_number']}/comments"
+        rels = []
+        if page > 1:
+            rels += [("prev", page - 1)]
+        if page < last:
+            rels += [("next", page + 1), ("last", last)]
+        if page > 1:
+            rels += [("first", 1)]
+        links = [f'<{self.url}{path}?{urlencode({**query, "page": number})}>; rel="{rel}"' for rel, number in rels]
+        return ", ".join(links)
+
+    def _create_comment(
+        self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """POST /repos/{owner}/{repo}/issues/{issue_number}/comments."""
+        if len(body["body"]) > MAX_COMMENT_LENGTH:
+            return self._too_long(operation)
+        comment_id = self.add_comment(params["owner"], params["repo"], int(params["issue_number"]), body["body"])
+        reply = _Reply(201, self._render_comment(self._comments[comment_id]))
+        reply.headers["location"] = reply.body["url"]
+        return reply
+
+    def _update_comment(
+        self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}."""
+        comment = self._comments.get(int(params["comment_id"]))
+        if comment is None or (comment.owner.lower(), comment.repo.lower()) != self._repo_key(params):
+            return _error(404, "Not Found", operation.docs_url)
+        if len(body["body"]) > MAX_COMMENT_LENGTH:
+            return self._too_long(operation)
+        comment.body, comment.updated_at = body["body"], _now()
+        return _Reply(200, self._render_comment(comment))
+
+    def _get_pull(self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """GET /repos/{owner}/{repo}/pulls/{pull_number}."""
+        pull = self._pulls.get((*self._repo_key(params), int(params["pull_number"])))
+        if pull is None:
+            return _error(404, "Not Found", operation.docs_url)
+        return _Reply(200, self._render_pull(pull))
+
+    @staticmethod
+    def _too_long(operation: _Operation) -> _Reply:
+        """GitHub's answer to a comment body over 65536 characters."""
+        reply = _error(422, "Validation Failed", operation.docs_url)
+        message = f"Body is too long (maximum is {MAX_COMMENT_LENGTH} characters)"
+        reply.body["errors"] = [{"resource": "IssueComment", "code": "custom", "field": "body", "message": message}]
+        return reply
+
+    @staticmethod
+    def _repo_key(params: dict[str, str]) -> tuple[str, str]:
+        """A repository's key: GitHub's owner and repository names are case-insensitive."""
+        return params["owner"].lower(), params["repo"].lower()
+
+    def _issue_comments(self, owner: str, repo: str, issue_number: int) -> list[_Comment]:
+        """An issue's stored comments by ascending id, as GitHub orders them."""
+        key = (owner.lower(), repo.lower(), issue_number)
+        found = [c for c in self._comments.values() if (c.owner.lower(), c.repo.lower(), c.issue_number) == key]
+        return sorted(found, key=lambda comment: comment.id)
+
+    # -- GitHub's object shapes --------------------------------------------------------------------------------
+
+    def _id(self, kind: str, name: str) -> int:
+        """A stable numeric id per user or repository, made on first use (repositories exist once mentioned)."""
+        key = f"{kind}:{name.lower()}"
+        if key not in self._ids:
+            self._ids[key] = 1000 + len(self._ids)
+        return self._ids[key]
+
+    def _render_user(self, login: str) -> dict[str, Any]:
+        """A simple-user object; logins ending in [bot] are GitHub App bots, like the one GITHUB_TOKEN posts as."""
+        bot = login.endswith("[bot]")
+        number = ACTIONS_BOT_ID if login == ACTIONS_BOT else self._id("user", login)
+        api = f"{self.url}/users/{quote(login)}"
+        return {
+            "login": login,
+            "id": number,
+            "node_id": _node_id("Bot" if bot else "User", number),
+            "avatar_url": f"https://avatars.githubusercontent.com/{'in/15368' if bot else f'u/{number}'}?v=4",
+            "gravatar_id": "",
+            "url": api,
+            "html_url": f"https://github.com/apps/{login.removesuffix('[bot]')}"
+            if bot
+            else f"https://github.com/{login}",
+            "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}",
+            "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/subscriptions",
+            "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events",
+            "type": "Bot" if bot else "User",
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
+    def _render_comment(self, comment: _Comment) -> dict[str, Any]:
+        """An issue-comment object."""
+        repo_api = f"{self.url}/repos/{comment.owner}/{comment.repo}"
+        url = f"{repo_api}/issues/comments/{comment.id}"
+        kind = (
+            "pull" if (comment.owner.lower(), comment.repo.lower(), comment.issue_number) in self._pulls else "issues"
+        )
+        reactions = {"url": f"{url}/reactions", "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0}
+        reactions |= {"confused": 0, "heart": 0, "rocket": 0, "eyes": 0}
+        owner = comment.login.lower() == comment.owner.lower()
+        return {
+            "id": comment.id,
+            "node_id": _node_id("IssueComment", comment.id),
+            "url": url,
+            "html_url": f"https://github.com/{comment.owner}/{comment.repo}/{kind}/{comment.issue_number}#issuecomment-{comment.id}",
+            "body": comment.body,
+            "user": self._render_user(comment.login),
+            "created_at": comment.created_at,
+            "updated_at": comment.updated_at,
+            "issue_url": f"{repo_api}/issues/{comment.issue_number}",
+            "author_association": "OWNER" if owner else "NONE",
+            "performed_via_github_app": None,
+            "reactions": reactions,
+        }
+
+    def _render_repository(self, full_name: str, fork: bool) -> dict[str, Any]:
+        """A repository object; the owner is a user and the default branch is main."""
+        owner, name = full_name.split("/", 1)
+        api = f"{self.url}/repos/{full_name}"
+        html = f"https://github.com/{full_name}"
+        number = self._id("repo", full_name)
+        templated = {
+            "archive_url": "{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "statuses_url": "/statuses/{sha}",
+            "trees_url": "/git/trees{/sha}",
+        }
+        plain = ["contributors", "deployments", "downloads", "events", "forks", "hooks", "languages", "merges"]
+        plain += ["stargazers", "subscribers", "subscription", "tags", "teams"]
+        return {
+            "id": number,
+            "node_id": _node_id("Repository", number),
+            "name": name,
+            "full_name": full_name,
+            "owner": self._render_user(owner),
+            "private": False,
+            "html_url": html,
+            "description": None,
+            "fork": fork,
+            "url": api,
+            **{key: f"{api}{suffix}" for key, suffix in templated.items()},
+            **{f"{key}_url": f"{api}/{key}" for key in plain},
+            "git_url": f"git://github.com/{full_name}.git",
+            "ssh_url": f"git@github.com:{full_name}.git",
+            "clone_url": f"{html}.git",
+            "svn_url": html,
+            "mirror_url": None,
+            "homepage": None,
+            "language": "Python",
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "size": 100,
+            "default_branch": "main",
+            "open_issues": 1,
+            "open_issues_count": 1,
+            "has_issues": True,
+            "has_projects": True,
+            "has_wiki": True,
+            "has_pages": False,
+            "has_downloads": True,
+            "archived": False,
+            "disabled": False,
+            "visibility": "public",
+            "license": None,
+            "topics": [],
+            "pushed_at": _now(),
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": _now(),
+        }
+
+    def _render_branch(self, full_name: str, ref: str, sha: str, fork: bool) -> dict[str, Any]:
+        """The head or base of a pull request."""
+        owner = full_name.split("/", 1)[0]
+        return {
+            "label": f"{owner}:{ref}",
+            "ref": ref,
+            "sha": sha,
+            "user": self._render_user(owner),
+            "repo": self._render_repository(full_name, fork),
+        }
+
+    def _render_pull(self, pull: _Pull) -> dict[str, Any]:
+        """A pull-request object."""
+        full_name = f"{pull.owner}/{pull.repo}"
+        api = f"{self.url}/repos/{full_name}"
+        url = f"{api}/pulls/{pull.number}"
+        html = f"https://github.com/{full_name}/pull/{pull.number}"
+        issue = f"{api}/issues/{pull.number}"
+        fork = pull.head_repo_full_name.lower() != full_name.lower()
+        links = {"self": url, "html": html, "issue": issue, "comments": f"{issue}/comments"}
+        links |= {"review_comments": f"{url}/comments", "review_comment": f"{api}/pulls/comments{{/number}}"}
+        links |= {"commits": f"{url}/commits", "statuses": f"{api}/statuses/{pull.head_sha}"}
+        closed = pull.state == "closed"
+        return {
+            "url": url,
+            "id": self._id("pull", f"{full_name}#{pull.number}"),
+            "node_id": _node_id("PullRequest", self._id("pull", f"{full_name}#{pull.number}")),
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": issue,
+            "commits_url": f"{url}/commits",
+            "review_comments_url": f"{url}/comments",
+            "review_comment_url": links["review_comment"],
+            "comments_url": f"{issue}/comments",
+            "statuses_url": links["statuses"],
+            "number": pull.number,
+            "state": pull.state,
+            "locked": False,
+            "title": pull.title,
+            "user": self._render_user(pull.login),
+            "body": pull.body,
+            "labels": [],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": pull.created_at,
+            "updated_at": pull.created_at,
+            "closed_at": pull.created_at if closed else None,
+            "merged_at": None,
+            "merge_commit_sha": _sha(full_name, pull.number, "merge"),
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": self._render_branch(pull.head_repo_full_name, pull.head_ref, pull.head_sha, fork),
+            "base": self._render_branch(full_name, pull.base_ref, pull.base_sha, False),
+            "_links": {rel: {"href": href} for rel, href in links.items()},
+            "author_association": "CONTRIBUTOR" if fork else "OWNER",
+            "auto_merge": None,
+            "draft": pull.draft,
+            "merged": False,
+            "mergeable": None if closed else True,
+            "rebaseable": None if closed else True,
+            "mergeable_state": "unknown" if closed else ("draft" if pull.draft else "clean"),
+            "merged_by": None,
+            "comments": len(self._issue_comments(pull.owner, pull.repo, pull.number)),
+            "review_comments": 0,
+            "maintainer_can_modify": fork,
+            "commits": 1,
+            "additions": 1,
+            "deletions": 0,
+            "changed_files": 1,
+        }
