@@ -132,7 +132,7 @@ def test_drift_beyond_threshold_fails_unless_configured_to_report_only(repo):
     assert run_main() == 1
     (repo / "params.yaml").write_text("data_check:\n  drift:\n    fail: false\n")
     assert run_main() == 0
-    assert "Largest drift" in (repo / "reports/pr/data_check.md").read_text()
+    assert "Columns that drifted" in (repo / "reports/pr/data_check.md").read_text()
 
 
 def test_missing_base_profile_is_a_line_in_the_report_not_a_crash(repo):

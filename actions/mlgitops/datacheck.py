@@ -165,20 +165,28 @@ def render(result: dict[str, Any]) -> str:
         lines += [md.table(["rule", "column", "finding"], rows), ""]
     checked = len(result["findings"])
     lines.append(f"{checked - len(failed)} of {checked} checks passed on {result['rows']} rows.")
-    drifted = [f for f in result["findings"] if f["rule"].startswith("drift:")]
+    drifted = [f for f in result["findings"] if f["rule"].startswith("drift:") and f["value"] is not None]
     if result["base"] is None:
         lines.append("No profile of the base branch's data, so drift was not measured.")
     elif drifted:
-        top = sorted(drifted, key=lambda f: -(f["value"] or 0))[:5]
-        cells = [
-            [md.code(f["column"]), md.code(f["rule"].split(":")[1]), f"{f['value']}", f"{f['threshold']}"] for f in top
-        ]
-        lines += [
-            "",
-            "Largest drift against the base branch:",
-            "",
-            md.table(["column", "statistic", "value", "limit"], cells),
-        ]
+        moved = [f for f in drifted if f["value"] > f["threshold"]]
+        largest = max(drifted, key=lambda f: f["value"])
+        if not moved:
+            lines.append(
+                f"No column drifted beyond its threshold against the base branch (largest: {md.code(largest['column'])}, "
+                f"{largest['rule'].split(':')[1]} {largest['value']})."
+            )
+        else:
+            cells = [
+                [md.code(f["column"]), md.code(f["rule"].split(":")[1]), f"{f['value']}", f"{f['threshold']}"]
+                for f in sorted(moved, key=lambda f: -f["value"])
+            ]
+            lines += [
+                "",
+                "Columns that drifted against the base branch:",
+                "",
+                md.table(["column", "statistic", "value", "limit"], cells),
+            ]
     return "\n".join(lines)
 
 

@@ -97,10 +97,11 @@ def render(result: dict[str, Any]) -> str:
         return "\n".join([*lines, result["note"]])
     if not result["ok"]:
         lines.append(f"The pipeline failed: {md.text(result.get('error', ''), limit=500)}")
-    stages = [f"{md.code(s)} ran" for s in result["ran"]] + [
-        f"{md.code(s)} restored from the run cache" for s in result["restored"]
-    ]
-    lines.append(f"{', '.join(stages) or 'No stage ran'} in {result['seconds']} s.")
+    ran = ", ".join(md.code(s) for s in result["ran"]) or "none"
+    restored = ", ".join(md.code(s) for s in result["restored"]) or "none"
+    lines.append(
+        f"Stages run: {ran}. Restored from the run cache: {restored}. The pipeline took {result['seconds']} s."
+    )
     if result.get("stale_lock"):
         lines.append(
             "The committed `dvc.lock` did not match what CI reproduced: run `dvc repro` and commit its results, "
