@@ -61,7 +61,8 @@ def validate(answers: dict) -> None:
     project = answers["project"]
     if not SLUG.match(project) or len(project) > 64:
         raise AnswerError(
-            f"project must be a lowercase slug of letters, digits and single hyphens, starting with a letter, got {project!r}."
+            "project must be a lowercase slug of letters, digits and single hyphens, starting with a letter, "
+            f"got {project!r}."
         )
     package = answers["package"]
     if not PACKAGE.match(package) or len(package) > 64:
@@ -96,7 +97,8 @@ def validate_csv(path: Path | None, target: str) -> None:
         raise AnswerError(f"csv_path {str(path)!r} is not a readable file.")
     if path.stat().st_size > CSV_MAX_BYTES:
         raise AnswerError(
-            f"csv_path {str(path)!r} is larger than {CSV_MAX_BYTES // 2**20} MiB; keep big data in a DVC remote, not in git."
+            f"csv_path {str(path)!r} is larger than {CSV_MAX_BYTES // 2**20} MiB; "
+            "keep big data in a DVC remote, not in git."
         )
     if not target.strip():
         raise AnswerError("target_column must name the label column of your CSV.")
@@ -113,7 +115,8 @@ def validate_csv(path: Path | None, target: str) -> None:
         raise AnswerError(f"csv_path {str(path)!r} is empty; it needs a header row and data.")
     if len(header) < 2:
         raise AnswerError(
-            f"csv_path {str(path)!r} has a single column; is it comma-separated with at least one feature and the target?"
+            f"csv_path {str(path)!r} has a single column; "
+            "is it comma-separated with at least one feature and the target?"
         )
     if target not in header:
         raise AnswerError(f"target_column {target!r} is not in the CSV header ({', '.join(header[:10])}).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -195,3 +196,27 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     for step in ("Run pre-commit hooks", "Run tests", "Reproduce the pipeline", "Build the Bento"):
         assert f"Success - Main {step}" in log, step
     assert log.count("Job succeeded") == 2
+
+
+def test_fuzzing_the_openapi_description_finds_no_server_error(served):
+    """Schemathesis generates over a thousand requests from /docs.json: no 5xx, and refusals explain themselves."""
+    _project, env, _tag, url = served
+    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "1500", "--seed", "1", "--workers", "1"]
+    command += ["--checks", "not_a_server_error,client_errors_explain_themselves"]
+    fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run(command, env=fuzz_env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:]
+    generated = int(re.search(r"(\d+) generated", result.stdout).group(1))
+    assert generated >= 1000, result.stdout[-2000:]
+
+
+def test_service_that_crashes_on_start_fails_fast_with_its_reason(served, tmp_path):
+    _project, env, tag, _url = served
+    home = Path(shutil.copytree(env["BENTOML_HOME"], tmp_path / "bentoml"))
+    next(home.glob("models/*/*/model.joblib")).write_bytes(b"not a model")
+    crash_env = {k: v for k, v in env.items() if k != "PYTHONPATH"} | {"BENTOML_HOME": str(home)}
+    with (
+        pytest.raises(AssertionError, match="does not match its digest"),
+        serve(tag, tmp_path, crash_env, ready_within=60),
+    ):
+        pass

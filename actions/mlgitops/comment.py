@@ -117,7 +117,7 @@ class GitHub:
         return self.request("GET", f"/repos/{repo}/pulls/{number}")[0]
 
     def upsert(self, repo: str, number: int, body: str, label: str) -> tuple[str, dict[str, Any]]:
-        """Update the last comment carrying the label's watermark, or create one; return ('updated'|'created', comment)."""
+        """Update the last comment with the label's watermark, or create one; say which, and return the comment."""
         ours = [c for c in self.comments(repo, number) if has_watermark(c.get("body") or "", label)]
         if ours:
             comment, _ = self.request("PATCH", f"/repos/{repo}/issues/comments/{ours[-1]['id']}", {"body": body})

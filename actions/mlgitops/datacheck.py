@@ -173,8 +173,8 @@ def render(result: dict[str, Any]) -> str:
         largest = max(drifted, key=lambda f: f["value"])
         if not moved:
             lines.append(
-                f"No column drifted beyond its threshold against the base branch (largest: {md.code(largest['column'])}, "
-                f"{largest['rule'].split(':')[1]} {largest['value']})."
+                "No column drifted beyond its threshold against the base branch "
+                f"(largest: {md.code(largest['column'])}, {largest['rule'].split(':')[1]} {largest['value']})."
             )
         else:
             cells = [

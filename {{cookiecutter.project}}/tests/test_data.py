@@ -40,6 +40,18 @@ def test_non_utf8_csv_is_rejected(workdir):
         data.read_csv(workdir / "bad.csv", "label")
 
 
+def test_column_without_any_value_is_rejected(workdir):
+    (workdir / "nan.csv").write_text("size,empty,label\n1,,a\n2,,b\n", encoding="utf-8")
+    with pytest.raises(data.DataError, match=r"column 'empty' .* has no values"):
+        data.read_csv(workdir / "nan.csv", "label")
+
+
+def test_file_over_the_size_guard_is_rejected_before_reading(workdir, frame):
+    frame.to_csv("big.csv", index=False)
+    with pytest.raises(data.DataError, match=r"over the 0\.001 MiB guard"):
+        data.read_csv(workdir / "big.csv", "label", max_megabytes=0.001)
+
+
 def test_single_class_target_cannot_be_split(frame, data_params):
     frame["label"] = "big"
     with pytest.raises(data.DataError, match="single class"):

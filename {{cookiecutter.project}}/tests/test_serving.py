@@ -30,8 +30,9 @@ def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_para
         {"size": float("nan"), "colour": "red"},
         {"size": 1.0, "colour": "red", "extra": 1},
         {"size": 1.0, "colour": None},
+        {"size": 1.7e308, "colour": "red"},
     ],
-    ids=["missing", "not-a-number", "nan", "unknown-field", "null"],
+    ids=["missing", "not-a-number", "nan", "unknown-field", "null", "beyond-magnitude-guard"],
 )
 def test_invalid_instance_is_rejected(payload):
     with pytest.raises(ValidationError):

@@ -31,10 +31,15 @@ def load_embedded(name: str, target: str) -> pd.DataFrame:
     return frame
 
 
-def read_csv(path: Path, target: str) -> pd.DataFrame:
+def read_csv(path: Path, target: str, max_megabytes: float = 100.0) -> pd.DataFrame:
     """Read a user CSV, turning every way it can be unusable into one clear DataError."""
     if not path.is_file():
         raise DataError(f"{path} does not exist.")
+    megabytes = path.stat().st_size / 2**20
+    if megabytes > max_megabytes:
+        raise DataError(
+            f"{path} is {megabytes:.0f} MiB, over the {max_megabytes:g} MiB guard (data.max_megabytes in params.yaml)."
+        )
     try:
         frame = pd.read_csv(path, encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -49,6 +54,9 @@ def read_csv(path: Path, target: str) -> pd.DataFrame:
         raise DataError(f"{path} has no target column {target!r}.")
     if frame.empty:
         raise DataError(f"{path} has a header but no rows.")
+    empty = [str(name) for name in frame.columns if frame[name].isna().all()]
+    if empty:
+        raise DataError(f"column {empty[0]!r} of {path} has no values at all; drop it or fill it.")
     return frame
 
 
@@ -57,7 +65,7 @@ def load_source(params: DataParams) -> pd.DataFrame:
     if params.source == "csv":
         if not params.path:
             raise DataError("params.yaml sets data.source to 'csv' but gives no data.path.")
-        return read_csv(Path(params.path), params.target)
+        return read_csv(Path(params.path), params.target, params.max_megabytes)
     return load_embedded(params.source, params.target)
 
 

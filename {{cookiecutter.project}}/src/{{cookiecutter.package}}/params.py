@@ -20,6 +20,7 @@ class DataParams:
     test_size: float
     seed: int
     path: str | None = None
+    max_megabytes: float = 100.0
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import joblib
 from pydantic import Field
 
 from .registry import read_meta, register, tag_for
+from .train import sha256
 from .serving import MAX_INSTANCES, Predictions, instance_model, predict
 
 # Paths are relative to the working directory: the project root at build time, the Bento's src/ when served.
@@ -25,8 +26,11 @@ class Classifier:
     model_ref = bentoml.models.BentoModel(TAG)
 
     def __init__(self) -> None:
-        self.model = joblib.load(self.model_ref.path_of("model.joblib"))
         self.meta = json.loads(Path(self.model_ref.path_of("model.json")).read_text(encoding="utf-8"))
+        model_file = Path(self.model_ref.path_of("model.joblib"))
+        if sha256(model_file) != self.meta["sha256"]:
+            raise RuntimeError(f"the stored model {TAG} does not match its digest; refusing to serve it")
+        self.model = joblib.load(model_file)
 
     @bentoml.api
     def predict(

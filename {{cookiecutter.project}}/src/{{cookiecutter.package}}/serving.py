@@ -6,6 +6,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 MAX_INSTANCES = 1000
+# Numbers beyond this magnitude are refused: real features do not reach it, and sums of values near the
+# float limit overflow to inf/NaN inside the model.
+MAX_MAGNITUDE = 1e12
 
 
 def instance_model(features: list[dict[str, Any]]) -> type[BaseModel]:
@@ -13,7 +16,9 @@ def instance_model(features: list[dict[str, Any]]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for index, feature in enumerate(features):
         if feature["kind"] == "numeric":
-            kind: Any = Annotated[float, Field(alias=feature["name"], allow_inf_nan=False)]
+            kind: Any = Annotated[
+                float, Field(alias=feature["name"], allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+            ]
         else:
             kind = Annotated[str, Field(alias=feature["name"], max_length=200)]
         fields[f"f{index}"] = (kind, ...)

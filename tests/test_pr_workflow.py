@@ -1,0 +1,271 @@
+"""The generated pull request workflows, run for real by act against the GitHub stand-in, one scenario per test.
+
+The scenarios share one baked repository and run in order: a parameter change, a second push to it,
+a README-only change, a regression, a schema violation and a pull request from a fork.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import COOKIECUTTER_JSON
+from demo import bake, project_env
+from fake_github import FakeGitHub, webhook_example
+
+pytestmark = pytest.mark.slow
+
+OWNER = "octo"
+STANDINS = Path(__file__).parent / "standins"
+PINS = {name: value.split(" # ")[0] for name, value in COOKIECUTTER_JSON["_pins"].items()}
+POST_TOKEN = "ghs_post_only"
+
+
+@dataclass
+class Run:
+    """One act run: its exit code, its log, and the report artifact it left."""
+
+    returncode: int
+    log: str
+    artifact: Path
+
+    def file(self, name: str) -> str:
+        return (self.artifact / name).read_text(encoding="utf-8")
+
+
+@dataclass
+class World:
+    """A baked repository on main, the GitHub stand-in, and what act needs to run the workflows."""
+
+    root: Path
+    project: Path
+    env: dict[str, str]
+    github: FakeGitHub
+    runs: int = 0
+    numbers: dict[str, int] = field(default_factory=dict)
+
+    def git(self, *args: str) -> str:
+        command = ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args]
+        return subprocess.run(command, cwd=self.project, check=True, capture_output=True, text=True).stdout.strip()
+
+    def push(self, branch: str, change, message: str) -> str:
+        """Commit a change on the branch (created from main on first use); return the new head commit."""
+        if branch in self.git("branch", "--format=%(refname:short)").split():
+            self.git("checkout", "-q", branch)
+        else:
+            self.git("checkout", "-q", "-b", branch, "main")
+        change(self.project)
+        self.git("commit", "-qam", message)
+        return self.git("rev-parse", "HEAD")
+
+    def act_command(self, event_name: str, workflow: str, event: dict, *extra: str) -> list[str]:
+        self.runs += 1
+        path = self.root / f"event-{self.runs}.json"
+        path.write_text(json.dumps(event), encoding="utf-8")
+        command = ["act", event_name, "-W", f".github/workflows/{workflow}", "-e", str(path)]
+        command += ["-P", "ubuntu-latest=-self-hosted", "--env", f"STANDIN_VENV={self.root / 'venv'}"]
+        command += ["--env", f"BENTOML_HOME={self.root / 'bentoml'}", *extra]
+        for action in (
+            "actions/checkout",
+            "actions/setup-python",
+            "actions/upload-artifact",
+            "actions/download-artifact",
+        ):
+            command += ["--local-repository", f"{action}@{PINS[action]}={STANDINS / action.split('/')[1]}"]
+        command += ["--local-repository", f"iterative/setup-cml@{PINS['iterative/setup-cml']}={STANDINS / 'setup-cml'}"]
+        return command
+
+    def act(self, event_name: str, workflow: str, event: dict, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = self.act_command(event_name, workflow, event, *extra)
+        return subprocess.run(command, cwd=self.project, env=self.env, capture_output=True, text=True, timeout=1200)
+
+    def report_event(self, branch: str, fork: str | None) -> dict:
+        """A pull_request event for the branch's pull request, registered with the GitHub stand-in."""
+        number = self.numbers.setdefault(branch, len(self.numbers) + 1)
+        self.git("checkout", "-q", branch)
+        head, base = self.git("rev-parse", "HEAD"), self.git("rev-parse", "main")
+        event = webhook_example("pull_request", "synchronize")
+        event["number"] = number
+        pull = event["pull_request"]
+        pull["number"] = number
+        pull["head"].update(sha=head, ref=branch)
+        pull["base"].update(sha=base, ref="main")
+        pull["head"]["repo"].update(full_name=fork or f"{OWNER}/{self.project.name}", fork=fork is not None)
+        event["repository"].update(full_name=f"{OWNER}/{self.project.name}", name=self.project.name)
+        self.github.add_pull(
+            OWNER, self.project.name, number, head_sha=head, head_ref=branch, base_sha=base, head_repo_full_name=fork
+        )
+        return event
+
+    def report(self, branch: str, *, fork: str | None = None) -> Run:
+        """Run "Model report" for the branch's pull request, as GitHub would on a push to it."""
+        event = self.report_event(branch, fork)
+        artifacts = self.root / f"artifacts-{self.runs + 1}"
+        done = self.act("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
+        return Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
+
+    def report_in_background(self, branch: str) -> subprocess.Popen:
+        """Start "Model report" without waiting, in its own process group so it can be cancelled whole."""
+        event = self.report_event(branch, None)
+        artifacts = self.root / f"artifacts-{self.runs + 1}"
+        command = self.act_command("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
+        return subprocess.Popen(
+            command,
+            cwd=self.project,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def post(self, run: Run, branch: str) -> subprocess.CompletedProcess[str]:
+        """Run "Post model report" for a finished report run, with the only write token in this story."""
+        head = self.git("rev-parse", branch)
+        event = webhook_example("workflow_run", "completed", index=2)
+        event["workflow_run"].update(
+            id=1000 + self.runs,
+            name="Model report",
+            event="pull_request",
+            conclusion="success" if run.returncode == 0 else "failure",
+            head_sha=head,
+            head_branch=branch,
+        )
+        event["repository"].update(full_name=f"{OWNER}/{self.project.name}", name=self.project.name)
+        return self.act(
+            "workflow_run",
+            "post-model-report.yml",
+            event,
+            "--env",
+            f"STANDIN_ARTIFACTS={run.artifact.parent}",
+            "--env",
+            f"GITHUB_API_URL={self.github.url}",
+            "-s",
+            f"GITHUB_TOKEN={POST_TOKEN}",
+            "--var",
+            "REPORT_POSTER=builtin",
+        )
+
+    def comments(self, branch: str) -> list[dict]:
+        return self.github.comments(OWNER, self.project.name, self.numbers[branch])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pr")
+    project = bake(root / "out")
+    env = project_env(project, root / "bentoml")
+    # act keeps workspaces under the cache folder; BentoML refuses paths inside hidden folders like ~/.cache.
+    env["XDG_CACHE_HOME"] = str(root / "act-cache")
+    subprocess.run(["git", "remote", "add", "origin", f"https://github.com/{OWNER}/{project.name}.git"], cwd=project)
+    with FakeGitHub(token=POST_TOKEN) as github:
+        yield World(root, project, env, github)
+
+
+def set_param(key: str, value):
+    def change(project: Path) -> None:
+        path = project / "params.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace(key, value), encoding="utf-8")
+
+    return change
+
+
+def test_param_change_gets_a_report_comment(world):
+    world.push("tune", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
+    run = world.report("tune")
+    assert run.returncode == 0, run.log[-4000:]
+    assert "| `model.C` | `1.0` | `0.3` |" in run.file("report.md")
+    assert json.loads(run.file("train.json"))["ran"] == ["train", "evaluate"]
+    posted = world.post(run, "tune")
+    assert posted.returncode == 0, posted.stdout[-4000:]
+    [comment] = world.comments("tune")
+    assert comment["body"].startswith("## ✅ Model report for `tune`")
+    assert '"CML watermark model-report")' in comment["body"]
+
+
+def test_second_push_updates_the_same_comment(world):
+    world.push("tune", set_param("  C: 0.3", "  C: 0.5"), "Settle on C=0.5")
+    run = world.report("tune")
+    assert run.returncode == 0, run.log[-4000:]
+    assert world.post(run, "tune").returncode == 0
+    [comment] = world.comments("tune")
+    assert "| `model.C` | `1.0` | `0.5` |" in comment["body"]
+
+
+def test_readme_only_change_trains_nothing(world):
+    def edit_readme(project: Path) -> None:
+        with (project / "README.md").open("a", encoding="utf-8") as handle:
+            handle.write("\nA note for readers.\n")
+
+    world.push("docs", edit_readme, "Document the project")
+    run = world.report("docs")
+    assert run.returncode == 0, run.log[-4000:]
+    train = json.loads(run.file("train.json"))
+    assert train["ran"] == [] and train["changed"] == {}
+    assert "Nothing the pipeline depends on changed, so nothing was trained" in run.file("report.md")
+    assert world.post(run, "docs").returncode == 0
+
+
+def test_regression_beyond_tolerance_fails_with_the_reason_in_the_comment(world):
+    world.push("regress", set_param("  C: 1.0", "  C: 0.0005"), "Regularise hard")
+    run = world.report("regress")
+    assert run.returncode != 0
+    report = run.file("report.md")
+    assert "**Gate: failed.**" in report and "regressed by" in report
+    assert "::error title=model-report gate::f1_macro regressed by" in run.log
+    assert world.post(run, "regress").returncode == 0
+    [comment] = world.comments("regress")
+    assert comment["body"].startswith("## ❌ Model report") and "regressed by" in comment["body"]
+
+
+def test_schema_violation_fails_data_check_naming_the_column_and_loses_nothing(world):
+    def tighten(project: Path) -> None:
+        path = project / "data" / "schema.yaml"
+        schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+        schema["columns"]["mean radius"]["in_range"]["max_value"] = 10
+        path.write_text(yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
+
+    world.push("tighten", tighten, "Declare small tumours only")
+    run = world.report("tighten")
+    assert run.returncode != 0
+    assert "::error file=data/schema.yaml,title=data-check::column 'mean radius'" in run.log
+    report = run.file("report.md")
+    assert "the data check failed" in report and "`mean radius`" in report
+    for kept in ("data_check.json", "train.json", "report.json", "pull_request.json"):
+        assert (run.artifact / kept).is_file()
+    assert world.post(run, "tighten").returncode == 0
+    assert "Data check: failed" in world.comments("tighten")[0]["body"]
+
+
+def test_fork_pull_request_gets_its_report_without_any_token_in_the_build(world):
+    world.push("fork-idea", set_param("  max_iter: 1000", "  max_iter: 2000"), "More iterations")
+    before = len(world.github.requests)
+    run = world.report("fork-idea", fork="stranger/cancer-classifier")
+    assert run.returncode == 0, run.log[-4000:]
+    assert len(world.github.requests) == before, "the report job must not talk to GitHub"
+    assert POST_TOKEN not in run.log
+    assert world.post(run, "fork-idea").returncode == 0
+    [comment] = world.comments("fork-idea")
+    assert "`model.max_iter`" in comment["body"]
+    assert set(world.github.tokens) == {POST_TOKEN}
+
+
+def test_cancelled_run_then_rerun_leaves_one_current_comment(world):
+    world.push("retry", set_param("  max_iter: 1000", "  max_iter: 1500"), "More iterations")
+    # GitHub cancels a run when a newer push supersedes it: kill the whole run while it works.
+    cancelled = world.report_in_background("retry")
+    time.sleep(25)
+    os.killpg(cancelled.pid, signal.SIGTERM)
+    cancelled.wait(timeout=60)
+    run = world.report("retry")
+    assert run.returncode == 0, run.log[-4000:]
+    assert world.post(run, "retry").returncode == 0
+    [comment] = world.comments("retry")
+    assert "| `model.max_iter` | `1000` | `1500` |" in comment["body"]
