@@ -134,7 +134,26 @@ def demo(output: Path) -> int:
         print(f"POST {url}/predict -> {status}\n{json.dumps(answer, indent=2)}")
         bad_status, bad_answer = post(f"{url}/predict", {"instances": [{"no such feature": 1}]})
         print(f"an invalid request -> {bad_status}: {bad_answer.get('error')}")
+    report = pull_request_report(project, env)
+    print(f"\n--- the model report of a pull request that sets model.C to 0.3 ---\n\n{report}")
     return 0 if status == 200 and bad_status == 400 else 1
+
+
+def pull_request_report(project: Path, env: dict[str, str]) -> str:
+    """Change a parameter on a branch and build its model report with the actions' own modules."""
+    git = ["git", "-c", "user.name=Demo", "-c", "user.email=demo@example.com"]
+    sh([*git, "checkout", "-q", "-b", "tune-c"], project, env)
+    params = project / "params.yaml"
+    params.write_text(params.read_text(encoding="utf-8").replace("  C: 1.0", "  C: 0.3"), encoding="utf-8")
+    sh([*git, "commit", "-qam", "Lower regularisation"], project, env)
+    actions_env = {**env, "PYTHONPATH": os.pathsep.join([str(TEMPLATE / "actions"), str(project / "src")])}
+    for module, *args in (
+        ("mlgitops.datacheck", "--base-ref", "main"),
+        ("mlgitops.reproduce",),
+        ("mlgitops.report", "--base-ref", "main", "--head-label", "tune-c"),
+    ):
+        subprocess.run([sys.executable, "-m", module, *args], cwd=project, env=actions_env, capture_output=True)
+    return (project / "reports" / "pr" / "report.md").read_text(encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

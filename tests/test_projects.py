@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import COOKIECUTTER_JSON, write_churn_csv
+from conftest import COOKIECUTTER_JSON, ROOT, write_churn_csv
 from demo import bake, build_bento, first_test_instance, post, project_env, serve, sh
 from test_bake import MATRIX, matrix_id, options_context
 
@@ -201,7 +202,7 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
 def test_fuzzing_the_openapi_description_finds_no_server_error(served):
     """Schemathesis generates over a thousand requests from /docs.json: no 5xx, and refusals explain themselves."""
     _project, env, _tag, url = served
-    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "1500", "--seed", "1", "--workers", "1"]
+    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "600", "--seed", "1", "--workers", "1"]
     command += ["--checks", "not_a_server_error,client_errors_explain_themselves"]
     fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
     result = subprocess.run(command, env=fuzz_env, capture_output=True, text=True, timeout=900)
@@ -220,3 +221,22 @@ def test_service_that_crashes_on_start_fails_fast_with_its_reason(served, tmp_pa
         serve(tag, tmp_path, crash_env, ready_within=60),
     ):
         pass
+
+
+def test_with_a_dvc_remote_ci_runs_only_the_stages_a_change_affects(tmp_path):
+    """The train action on a fresh clone: unchanged stages come from the remote, only the affected stage runs."""
+    project = bake(tmp_path / "out")
+    env = project_env(project, tmp_path / "bentoml")
+    sh(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], project, env)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "Add a DVC remote"], project, env)
+    sh(["dvc", "push", "--run-cache"], project, env)
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(project), str(clone)], tmp_path, env)
+    params = clone / "params.yaml"
+    params.write_text(params.read_text(encoding="utf-8").replace("  metric: f1_macro", "  metric: accuracy"))
+    clone_env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "actions"), str(clone / "src")])}
+    sh(["python", "-m", "mlgitops.reproduce", "--out-dir", "reports/pr"], clone, clone_env)
+    result = json.loads((clone / "reports/pr/train.json").read_text(encoding="utf-8"))
+    assert result["remote"] is True
+    assert result["ran"] == ["evaluate"]
+    assert set(result["skipped"]) == {"prepare", "validate", "train"}

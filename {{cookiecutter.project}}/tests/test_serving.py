@@ -1,5 +1,6 @@
 """Request validation and prediction, without starting a server."""
 
+import asyncio
 import math
 
 import pytest
@@ -37,3 +38,30 @@ def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_para
 def test_invalid_instance_is_rejected(payload):
     with pytest.raises(ValidationError):
         serving.instance_model(FEATURES).model_validate(payload)
+
+
+def run_asgi(app, content_type: bytes) -> list[dict]:
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}"}
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-type", content_type)]}
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_non_json_bodies_get_415_before_reaching_the_service():
+    reached = []
+
+    async def service(scope, receive, send):
+        reached.append(scope["path"])
+
+    middleware = serving.JsonOnly(service, paths=("/predict",))
+    assert run_asgi(middleware, b"multipart/form-data")[0]["status"] == 415
+    assert reached == []
+    run_asgi(middleware, b"application/json; charset=utf-8")
+    assert reached == ["/predict"]

@@ -9,8 +9,8 @@ import joblib
 from pydantic import Field
 
 from .registry import read_meta, register, tag_for
+from .serving import MAX_INSTANCES, JsonOnly, Predictions, instance_model, predict
 from .train import sha256
-from .serving import MAX_INSTANCES, Predictions, instance_model, predict
 
 # Paths are relative to the working directory: the project root at build time, the Bento's src/ when served.
 META = read_meta()
@@ -43,3 +43,6 @@ class Classifier:
     def model_info(self) -> dict[str, Any]:
         """The pinned model's tag, digest, family, classes and features."""
         return {"tag": TAG, **{key: self.meta[key] for key in ("sha256", "family", "classes", "features")}}
+
+
+Classifier.add_asgi_middleware(JsonOnly, paths=("/predict", "/model_info"))

@@ -47,3 +47,31 @@ def predict(model: Any, instances: list[BaseModel], feature_names: list[str]) ->
         Prediction(label=str(label), probabilities={c: round(float(p), 6) for c, p in zip(classes, row, strict=True)})
         for label, row in zip(model.predict(frame), model.predict_proba(frame), strict=True)
     ]
+
+
+class JsonOnly:
+    """ASGI middleware: API calls must send JSON. Other bodies get 415 before a parser can fail on them (a 500)."""
+
+    def __init__(self, app: Any, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            headers = dict(scope.get("headers") or [])
+            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if media_type not in (b"application/json", b""):
+                body = b'{"error": "send the request body as JSON with Content-Type: application/json"}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 415,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
