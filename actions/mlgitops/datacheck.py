@@ -229,12 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="reports/pr")
     args = parser.parse_args(argv)
     result = run(args)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "data_check.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    section = render(result)
-    (out / "data_check.md").write_text(section + "\n", encoding="utf-8")
-    print(section)  # the model report carries this section into the job summary
+    gha.save_result(args.out_dir, "data_check", result, render(result))
     if result.get("error"):
         gha.annotate("error", result["error"], title="data-check")
     for finding in result.get("findings", []):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -42,3 +43,12 @@ def add_summary(markdown: str) -> None:
         return
     with Path(target).open("a", encoding="utf-8") as handle:
         handle.write(markdown + "\n")
+
+
+def save_result(out_dir: str, stem: str, result: dict, section: str) -> None:
+    """Write a step's machine-readable result (<stem>.json) and report section (<stem>.md), and log the section."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(section + "\n", encoding="utf-8")
+    print(section)  # the model report carries the section into the job summary

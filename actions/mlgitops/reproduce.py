@@ -117,12 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="reports/pr")
     args = parser.parse_args(argv)
     result = reproduce(push=args.push == "true")
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    section = render(result)
-    (out / "train.md").write_text(section + "\n", encoding="utf-8")
-    print(section)  # the model report carries this section into the job summary
+    gha.save_result(args.out_dir, "train", result, render(result))
     gha.set_output("trained", str(bool(result["ran"])).lower())
     gha.set_output("seconds", str(result["seconds"]))
     if not result["ok"]:
