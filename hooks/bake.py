@@ -17,7 +17,8 @@ PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 ACTIONS_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}@[0-9a-f]{40}$")
 CSV_MAX_BYTES = 100 * 1024 * 1024
-CSV_MIN_ROWS = 20
+# The same floor as the generated project's data_check.min_rows, so an accepted CSV passes its own check.
+CSV_MIN_ROWS = 50
 # Names a generated package must not take: they would shadow a library the project imports.
 TAKEN_NAMES = {
     "bentoml",
@@ -164,7 +165,8 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
 def reproduce_baseline(project_dir: Path, package: str) -> None:
     """Declare the data schema from the data and run the pipeline once, so the first commit holds a baseline."""
     env = dict(os.environ)
-    # DVC stages call `python`: make it this interpreter, with the package importable before any install.
+    # DVC stages call `python`: put this interpreter's folder first on PATH (a virtual environment, as
+    # cookiecutter is usually run from one, has `python` there), with the package importable before any install.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_dir / "src"), env.get("PYTHONPATH")]))
     env.setdefault("DVC_NO_ANALYTICS", "1")

@@ -190,7 +190,7 @@ def test_hostile_no_input_answers_give_valid_files(cookies, text):
 def test_hostile_csv_target_name_stays_data(fast_bake, tmp_path):
     target = 'label "quoted" \\ ünï: x'
     path = tmp_path / "odd.csv"
-    path.write_text(f'a,"{target.replace(chr(34), chr(34) * 2)}"\n' + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    path.write_text(f'a,"{target.replace(chr(34), chr(34) * 2)}"\n' + "".join(f"{i},{i % 2}\n" for i in range(60)))
     project = fast_bake(dataset="csv", csv_path=str(path), target_column=target)
     assert yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))["data"]["target"] == target
 

@@ -149,3 +149,24 @@ def test_oversized_report_is_cut_to_fit_and_keeps_its_watermark():
     assert len(body) < 65_536
     assert comment.has_watermark(body, "model-report")
     assert "the report was cut to fit" in body
+
+
+def test_secondary_rate_limit_is_retried(github, report_dir, monkeypatch):
+    monkeypatch.setattr(comment.time, "sleep", lambda _s: None)
+    github.fail(
+        "POST", r"/issues/7/comments$", 403, times=1, headers={"x-ratelimit-remaining": "4000", "retry-after": "1"}
+    )
+    assert post(report_dir) == 0
+    assert len(github.comments("octo", "model", 7)) == 1
+
+
+def test_cml_is_asked_not_to_publish_files_the_untrusted_report_links_to(github, report_dir, tmp_path, monkeypatch):
+    fake_cml = tmp_path / "bin" / "cml"
+    fake_cml.parent.mkdir()
+    fake_cml.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "cml-args"}\n')
+    fake_cml.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_cml.parent}:{comment.os.environ['PATH']}")
+    assert post(report_dir, "--poster", "cml") == 0
+    args = (tmp_path / "cml-args").read_text().split()
+    assert args[:4] == ["comment", "update", "--no-publish", f"--repo=https://github.com/{REPO}"]
+    assert "--target=pr/7" in args and "--watermark-title=model-report" in args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -156,3 +157,14 @@ def test_hostile_column_names_stay_inert_in_the_markdown(repo):
     # Inside a code span GitHub shows HTML and mentions literally; the pipe is escaped so the table holds.
     assert "| ``x`\\|<script>@all`` |" in report
     assert "<script>" not in re.sub(r"``.*?``", "", report)
+
+
+def test_a_stage_that_fails_before_checking_cannot_pass_on_the_committed_report(repo, tmp_path, monkeypatch):
+    fake_dvc = tmp_path / "bin" / "dvc"
+    fake_dvc.parent.mkdir()
+    fake_dvc.write_text("#!/bin/sh\necho 'ERROR: failed to reproduce prepare: bad data' >&2\nexit 1\n")
+    fake_dvc.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_dvc.parent}:{os.environ['PATH']}")
+    assert datacheck.main(["--stage", "validate", "--base-ref", "main"]) == 1
+    result = json.loads((repo / "reports/pr/data_check.json").read_text())
+    assert result["error"].startswith("the data could not be prepared: ERROR: failed to reproduce prepare")

@@ -76,11 +76,11 @@ def test_good_csv_is_accepted(answers, churn_csv):
     [
         (b"", "is empty"),
         (b"a,churned\n", "has 0 data rows"),
-        (b"a;churned\n" + b"1;yes\n" * 30, "single column"),
-        (b"a,b\n" + b"1,2\n" * 30, "target_column 'churned' is not in the CSV header"),
-        (b"a,a,churned\n" + b"1,2,yes\n" * 30, "duplicate column names"),
-        (b"a,churned\n" + b"1,yes\n" * 30 + b"1,yes,extra\n", "number of fields differs"),
-        (b"a,churned\n" + b"1,caf\xe9\n" * 30, "is not UTF-8"),
+        (b"a;churned\n" + b"1;yes\n" * 60, "single column"),
+        (b"a,b\n" + b"1,2\n" * 60, "target_column 'churned' is not in the CSV header"),
+        (b"a,a,churned\n" + b"1,2,yes\n" * 60, "duplicate column names"),
+        (b"a,churned\n" + b"1,yes\n" * 60 + b"1,yes,extra\n", "number of fields differs"),
+        (b"a,churned\n" + b"1,caf\xe9\n" * 60, "is not UTF-8"),
     ],
     ids=["empty", "header-only", "wrong-delimiter", "no-target", "duplicate-columns", "ragged", "not-utf8"],
 )

@@ -59,6 +59,9 @@ def test_prediction_guard_accepts_a_majority_that_the_labels_share(tmp_path):
     assert report.prediction_guard(confusion, 0.95)[0]
 
 
+OUTPUTS = {"data/prepared/train.csv", "models/model.joblib", "metrics.json"}
+
+
 def test_changed_inputs_ignore_files_that_are_only_absent_from_this_machine():
     status = {
         "prepare": [{"changed outs": {"data/prepared/train.csv": "not in cache"}}],
@@ -66,10 +69,36 @@ def test_changed_inputs_ignore_files_that_are_only_absent_from_this_machine():
         "train": [{"changed deps": {"params.yaml": {"model": "modified"}}}],
         "evaluate": [{"changed deps": {"src/pkg/evaluate.py": "modified"}}, "changed command"],
     }
-    assert reproduce.changed_inputs(status) == {
+    assert reproduce.changed_inputs(status, OUTPUTS) == {
         "train": ["params.yaml"],
         "evaluate": ["src/pkg/evaluate.py", "changed command"],
     }
+
+
+def test_a_deleted_source_file_and_a_hand_edited_result_are_changes():
+    status = {
+        "prepare": [{"changed deps": {"data/raw/dataset.csv": "deleted"}}],
+        "evaluate": [{"changed outs": {"metrics.json": "modified", "models/model.joblib": "not in cache"}}],
+    }
+    assert reproduce.changed_inputs(status, OUTPUTS) == {
+        "prepare": ["data/raw/dataset.csv"],
+        "evaluate": ["metrics.json"],
+    }
+
+
+def test_pipeline_outputs_come_from_every_kind_of_stage_output(tmp_path):
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(
+        "stages:\n  a:\n    outs: [x.csv, {m.json: {cache: false}}]\n    metrics: [{metrics.json: {cache: false}}]\n"
+        "    plots: [p.csv]\n"
+    )
+    assert reproduce.pipeline_outputs(dvc_yaml) == {"x.csv", "m.json", "metrics.json", "p.csv"}
+
+
+def test_run_cache_restores_are_recognised_in_dvc_3_output():
+    output = "Stage 'train' is cached - skipping run, checking out outputs\nRunning stage 'evaluate':\n"
+    assert reproduce.RESTORED.findall(output) == ["train"]
+    assert reproduce.RAN.findall(output) == ["evaluate"]
 
 
 def git(cwd, *args):
@@ -162,3 +191,16 @@ def test_hostile_branch_name_is_shown_not_executed(project):
     assert build(project, label="x`$(id)`<img src=x>") == 0
     first = (project / "reports/pr/report.md").read_text().splitlines()[0]
     assert first == "## ✅ Model report for ``x`$(id)`<img src=x>``"
+
+
+def test_a_main_metric_that_disappears_fails_the_gate(project):
+    (project / "metrics.json").write_text(json.dumps({"log_loss": 0.30}))
+    assert build(project) == 1
+    text = (project / "reports/pr/report.md").read_text()
+    assert "the main metric f1\\_macro is missing" in text and "f1\\_macro is no longer reported" in text
+
+
+def test_a_step_that_left_no_result_fails_the_gate_when_results_are_required(project):
+    assert report.main(["--base-ref", "main", "--require-sections"]) == 1
+    text = (project / "reports/pr/report.md").read_text()
+    assert "the data check step left no result" in text and "the train step left no result" in text

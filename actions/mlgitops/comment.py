@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -77,11 +78,14 @@ class GitHub:
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
                     body = response.read()
-                    return (json.loads(body) if body else None), dict(response.headers)
+                    return (json.loads(body) if body else None), _lower(response.headers)
             except urllib.error.HTTPError as err:
-                headers = dict(err.headers)
+                headers = _lower(err.headers)
                 message = _message(err.read())
-                limited = err.code == 429 or (err.code == 403 and headers.get("x-ratelimit-remaining") == "0")
+                # Primary limits say remaining 0; secondary limits answer 403 with retry-after.
+                limited = err.code == 429 or (
+                    err.code == 403 and (headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers)
+                )
                 if (limited or err.code >= 500) and attempt < self.retries:
                     time.sleep(_retry_after(headers, self.backoff * 2**attempt))
                     continue
@@ -93,11 +97,12 @@ class GitHub:
                         "pull-requests: write (fork pull requests never get it)"
                     ) from None
                 raise GitHubError(f"GitHub answered {err.code} to {method} {url}: {message}") from None
-            except urllib.error.URLError as err:
+            except (urllib.error.URLError, OSError, http.client.HTTPException, json.JSONDecodeError) as err:
                 if attempt < self.retries:
                     time.sleep(self.backoff * 2**attempt)
                     continue
-                raise GitHubError(f"GitHub could not be reached at {self.api_url}: {err.reason}") from None
+                reason = getattr(err, "reason", err)
+                raise GitHubError(f"GitHub could not be reached at {self.api_url}: {reason}") from None
         raise GitHubError(f"{method} {url} failed after {self.retries + 1} attempts")
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
@@ -107,7 +112,7 @@ class GitHub:
         while url:
             page, headers = self.request("GET", url)
             found += page or []
-            link = {k.lower(): v for k, v in headers.items()}.get("link", "")
+            link = headers.get("link", "")
             match = NEXT_LINK.search(link)
             url = match.group(1) if match else None
         return found
@@ -133,8 +138,12 @@ def _message(raw: bytes) -> str:
         return raw.decode(errors="replace")[:200]
 
 
+def _lower(headers: Any) -> dict[str, str]:
+    return {key.lower(): value for key, value in dict(headers).items()}
+
+
 def _retry_after(headers: dict[str, str], fallback: float) -> float:
-    lower = {k.lower(): v for k, v in headers.items()}
+    lower = headers
     if lower.get("retry-after", "").isdigit():
         return min(float(lower["retry-after"]), 60.0)
     if lower.get("x-ratelimit-remaining") == "0" and lower.get("x-ratelimit-reset", "").isdigit():
@@ -145,22 +154,27 @@ def _retry_after(headers: dict[str, str], fallback: float) -> float:
 def target_from(path: Path) -> tuple[str, str]:
     """The pull request number and head commit saved by the report job; validated, as they crossed a trust boundary."""
     data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
     number, sha = str(data.get("number", "")), str(data.get("head_sha", ""))
     if not number.isdigit() or not re.fullmatch(r"[0-9a-f]{40}", sha):
         raise ValueError(f"{path} does not hold a pull request number and a 40-character commit SHA")
     return number, sha
 
 
-def post_with_cml(pr: str, report: Path, label: str) -> int:
+def post_with_cml(repo: str, pr: str, report: Path, label: str) -> int:
     """Let CML post or update the comment; it appends the same watermark this module does."""
     if shutil.which("cml") is None:
         raise GitHubError("the cml command is not installed (add iterative/setup-cml before this step)")
-    command = ["cml", "comment", "update", f"--target=pr/{pr}", f"--watermark-title={label}", str(report)]
+    # --no-publish: the report is untrusted, and publishing would upload any local file it links to.
+    # --repo: the job may have no checkout for CML to read the repository from.
+    command = ["cml", "comment", "update", "--no-publish", f"--repo=https://github.com/{repo}"]
+    command += [f"--target=pr/{pr}", f"--watermark-title={label}", str(report)]
     return subprocess.run(command, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Post the report as the sticky comment. API failures are logged as a warning and exit 0: the gate decides."""
+    """Post the report as the sticky comment; API failures are a warning (exit 0), as the gate is the report's job."""
     parser = argparse.ArgumentParser(prog="python -m mlgitops.comment", description=__doc__)
     parser.add_argument("--repo", required=True, help="OWNER/REPO")
     parser.add_argument("--target", required=True, type=Path, help="pull_request.json written by the report job")
@@ -173,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         pr, sha = target_from(args.target)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
         gha.annotate("error", f"refusing to post: {err}")
         return 1
     if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", args.repo):
@@ -196,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gha.annotate("warning", f"not posting: pull request #{pr} moved on to {head}; a newer run reports on it")
             return 0
         if args.poster == "cml":
-            return post_with_cml(pr, args.report, args.watermark_title)
+            return post_with_cml(args.repo, pr, args.report, args.watermark_title)
         body = with_watermark(args.report.read_text(encoding="utf-8"), args.watermark_title, sha)
         action, comment = github.upsert(args.repo, int(pr), body, args.watermark_title)
     except GitHubError as err:

@@ -139,7 +139,7 @@ def metrics_chart(rows: list[MetricRow]) -> str:
     shown = [
         r
         for r in rows
-        if r.base is not None and r.head is not None and 0 <= min(r.base, r.head) <= 1 >= max(r.base, r.head)
+        if r.base is not None and r.head is not None and min(r.base, r.head) >= 0 and max(r.base, r.head) <= 1
     ]
     if not shown:
         return ""
@@ -245,6 +245,12 @@ def build(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         reasons.append("the pipeline failed")
     if not head_metrics:
         reasons.append(f"{args.metrics} is missing")
+    for name in ("data_check", "train") if args.require_sections else ():
+        if not (sections / f"{name}.json").is_file():
+            reasons.append(f"the {name.replace('_', ' ')} step left no result")
+    if head_metrics and primary and primary not in head_metrics:
+        reasons.append(f"the main metric {primary} is missing from {args.metrics}")
+    reasons += [f"{r.name} is no longer reported" for r in rows if r.verdict == "removed"]
     reasons += [
         f"{r.name} regressed by {abs(r.delta or 0):.4f} (tolerance {r.tolerance})"
         for r in rows
@@ -328,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--schema", default="data/schema.yaml")
     parser.add_argument("--sections", default="reports/pr", help="folder with data_check.* and train.* of this run")
     parser.add_argument("--out-dir", default="reports/pr")
+    parser.add_argument("--require-sections", action="store_true", help="fail the gate if a step left no result")
     parser.add_argument("--pull-request", default="", help="number of the pull request, saved for the comment workflow")
     parser.add_argument("--head-sha", default="", help="commit the report is about, saved for the comment workflow")
     args = parser.parse_args(argv)

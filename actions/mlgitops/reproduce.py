@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import gha
+import yaml
+
+from . import gha, gitrefs
 from . import markdown as md
 
 RAN = re.compile(r"^Running stage '(?P<stage>[^']+)'", re.MULTILINE)
 SKIPPED = re.compile(r"^Stage '(?P<stage>[^']+)' didn't change, skipping", re.MULTILINE)
-RESTORED = re.compile(r"^Restored stage '(?P<stage>[^']+)' from run-cache", re.MULTILINE)
-# Statuses DVC gives a dependency that is only absent from this machine, not changed.
+# DVC 3 says this when the run cache already holds a stage's outputs for its current inputs.
+RESTORED = re.compile(r"^Stage '(?P<stage>[^']+)' is cached - skipping run, checking out outputs", re.MULTILINE)
+# Statuses of a file that another stage produces and this fresh machine simply has no copy of.
 ABSENT = {"deleted", "not in cache"}
 
 
@@ -27,8 +30,25 @@ def dvc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
 
 
-def changed_inputs(status: dict[str, Any]) -> dict[str, list[str]]:
-    """Per stage, the inputs (code, data, params, command) that differ from dvc.lock, ignoring absent files."""
+def pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
+    """Every path a stage of dvc.yaml writes."""
+    stages = (
+        (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {}) if dvc_yaml.is_file() else {}
+    )
+    found: set[str] = set()
+    for stage in stages.values():
+        for key in ("outs", "metrics", "plots"):
+            for item in stage.get(key) or []:
+                found.add(next(iter(item)) if isinstance(item, dict) else str(item))
+    return found
+
+
+def changed_inputs(status: dict[str, Any], outputs: set[str]) -> dict[str, list[str]]:
+    """Per stage, what differs from dvc.lock: code, data, params, commands, or committed outputs edited by hand.
+
+    A missing file that another stage produces is only absent from this fresh machine; a missing source
+    file (code or data nothing produces) was deleted, which is a change.
+    """
     changed: dict[str, list[str]] = {}
     for stage, entries in status.items():
         reasons = []
@@ -37,7 +57,10 @@ def changed_inputs(status: dict[str, Any]) -> dict[str, list[str]]:
                 reasons.append(entry)
                 continue
             for path, state in (entry.get("changed deps") or {}).items():
-                if isinstance(state, dict) or state not in ABSENT:
+                if isinstance(state, dict) or state not in ABSENT or path not in outputs:
+                    reasons.append(path)
+            for path, state in (entry.get("changed outs") or {}).items():
+                if state == "modified":  # e.g. metrics.json edited instead of reproduced
                     reasons.append(path)
         if reasons:
             changed[stage] = reasons
@@ -51,12 +74,15 @@ def has_remote() -> bool:
 
 def reproduce(push: bool) -> dict[str, Any]:
     """Decide whether anything must run, run it, and describe the outcome."""
-    committed_lock = Path("dvc.lock").read_text(encoding="utf-8") if Path("dvc.lock").is_file() else None
+    # Earlier steps (data-check) may already have rewritten dvc.lock: compare with the commit's.
+    committed_lock = gitrefs.show("HEAD", "dvc.lock")
     status = dvc("status", "--json")
     try:
-        changed = changed_inputs(json.loads(status.stdout or "{}"))
-    except json.JSONDecodeError:
-        changed = {"(dvc status failed)": [status.stderr.strip()]}
+        if status.returncode != 0:
+            raise ValueError(status.stderr.strip()[-300:])
+        changed = changed_inputs(json.loads(status.stdout or "{}"), pipeline_outputs())
+    except ValueError as err:  # JSONDecodeError included: then run everything rather than trust nothing changed
+        changed = {"(dvc status failed)": [str(err)]}
     result: dict[str, Any] = {"changed": changed, "ran": [], "restored": [], "skipped": [], "seconds": 0.0}
     remote = has_remote()
     result["remote"] = remote

@@ -80,7 +80,11 @@ def cmd_example(_args: argparse.Namespace) -> int:
     from .registry import read_meta
 
     meta = read_meta()
-    row = pd.read_csv(data.TEST_FILE).iloc[0]
+    names = [f["name"] for f in meta["features"]]
+    complete = pd.read_csv(data.TEST_FILE).dropna(subset=names)
+    if complete.empty:
+        raise ValueError(f"every row of {data.TEST_FILE} misses a feature value, so none makes a valid request.")
+    row = complete.iloc[0]
     instance = {
         f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else str(row[f["name"]]) for f in meta["features"]
     }
