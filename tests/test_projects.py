@@ -199,13 +199,14 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     assert log.count("Job succeeded") == 2
 
 
-def test_fuzzing_the_openapi_description_finds_no_server_error(served):
+def test_fuzzing_the_openapi_description_finds_no_server_error(served, tmp_path):
     """Schemathesis generates over a thousand requests from /docs.json: no 5xx, and refusals explain themselves."""
     _project, env, _tag, url = served
     command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "600", "--seed", "1", "--workers", "1"]
     command += ["--checks", "not_a_server_error,client_errors_explain_themselves"]
     fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
-    result = subprocess.run(command, env=fuzz_env, capture_output=True, text=True, timeout=900)
+    # Run in tmp_path: schemathesis keeps its example database in the working directory.
+    result = subprocess.run(command, cwd=tmp_path, env=fuzz_env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-6000:]
     generated = int(re.search(r"(\d+) generated", result.stdout).group(1))
     assert generated >= 1000, result.stdout[-2000:]
