@@ -3,6 +3,8 @@
 import tomllib
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -14,3 +16,11 @@ def test_bento_requirements_are_pinned_like_the_project():
         if line.strip() and not line.startswith("#")
     ]
     assert set(serve) <= set(project)
+
+
+def test_report_knows_the_direction_of_every_metric_the_evaluate_stage_writes():
+    from {{ cookiecutter.package }}.evaluate import METRICS
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    lower = sorted(name for name, metric in METRICS.items() if not metric.higher_is_better)
+    assert sorted(params["report"]["lower_is_better"]) == lower
