@@ -185,6 +185,24 @@ def git_commit_all(project_dir: Path, message: str, author_name: str, author_ema
     run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project_dir)
 
 
+def first_run(project_dir: Path, package: str) -> bool:
+    """Reproduce the baseline when this Python can; say why not otherwise. True when a baseline exists."""
+    if not can_reproduce():
+        print(
+            "note: this Python lacks the pipeline's packages, so no baseline was reproduced; "
+            "run `make repro` in the project and commit what it writes.",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        reproduce_baseline(project_dir, package)
+    except RuntimeError as err:
+        # Keep the project: a failed first run is fixed in the project, not by answering again.
+        print(f"warning: the first pipeline run failed, so there is no baseline yet.\n{err}", file=sys.stderr)
+        return False
+    return True
+
+
 def post_gen(answers: dict, project_dir: Path) -> int:
     """Hook entry point: bring in the data and actions, init git, reproduce the baseline, commit."""
     if answers["dataset"] == "csv":
@@ -199,22 +217,7 @@ def post_gen(answers: dict, project_dir: Path) -> int:
         )
         return 0
     run(["git", "init", "--quiet", "--initial-branch=main"], project_dir)
-    reproduced = False
-    if not answers.get("_reproduce_baseline", True):
-        pass
-    elif not can_reproduce():
-        print(
-            "note: this Python lacks the pipeline's packages, so no baseline was reproduced; "
-            "run `make repro` in the project and commit what it writes.",
-            file=sys.stderr,
-        )
-    else:
-        try:
-            reproduce_baseline(project_dir, answers["package"])
-            reproduced = True
-        except RuntimeError as err:
-            # Keep the project: a failed first run is fixed in the project, not by answering again.
-            print(f"warning: the first pipeline run failed, so there is no baseline yet.\n{err}", file=sys.stderr)
+    reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir, answers["package"])
     message = "Create project from template" + (" with a reproduced baseline" if reproduced else "")
     git_commit_all(project_dir, message, answers["author_name"], answers["author_email"])
     return 0
