@@ -148,12 +148,12 @@ def pull_request_report(project: Path, env: dict[str, str]) -> str:
     sh([*git, "commit", "-qam", "Lower regularisation"], project, env)
     actions_env = {**env, "PYTHONPATH": os.pathsep.join([str(TEMPLATE / "actions"), str(project / "src")])}
     for module, *args in (
-        ("mlgitops.datacheck", "--base-ref", "main"),
-        ("mlgitops.reproduce",),
-        ("mlgitops.report", "--base-ref", "main", "--head-label", "tune-c"),
+        ("mlgitops.data_check", "--base-ref", "main"),
+        ("mlgitops.train",),
+        ("mlgitops.model_report", "--base-ref", "main", "--head-label", "tune-c"),
     ):
         subprocess.run([sys.executable, "-m", module, *args], cwd=project, env=actions_env, capture_output=True)
-    return (project / "reports" / "pr" / "report.md").read_text(encoding="utf-8")
+    return (project / "reports" / "pr" / "model_report.md").read_text(encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

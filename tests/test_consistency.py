@@ -76,7 +76,7 @@ def test_recorded_pins_are_full_shas_with_a_version_comment():
 
 @pytest.mark.parametrize("folder", sorted(p.parent for p in ROOT.glob("actions/*/action.yml")), ids=lambda p: p.name)
 def test_action_readme_tables_match_action_yml(folder):
-    assert docs.main([str(folder), "--check"]) == 0, f"run: python -m mlgitops.docs actions/{folder.name}"
+    assert docs.main([str(folder), "--check"]) == 0, f"run: python3 -m mlgitops.docs actions/{folder.name}"
 
 
 @pytest.mark.parametrize("folder", sorted(p.parent for p in ROOT.glob("actions/*/action.yml")), ids=lambda p: p.name)

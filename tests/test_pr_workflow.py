@@ -181,7 +181,7 @@ def test_param_change_gets_a_report_comment(world):
     world.push("tune", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
     run = world.report("tune")
     assert run.returncode == 0, run.log[-4000:]
-    assert "| `model.C` | `1.0` | `0.3` |" in run.file("report.md")
+    assert "| `model.C` | `1.0` | `0.3` |" in run.file("model_report.md")
     assert json.loads(run.file("train.json"))["ran"] == ["train", "evaluate"]
     posted = world.post(run, "tune")
     assert posted.returncode == 0, posted.stdout[-4000:]
@@ -209,7 +209,7 @@ def test_readme_only_change_trains_nothing(world):
     assert run.returncode == 0, run.log[-4000:]
     train = json.loads(run.file("train.json"))
     assert train["ran"] == [] and train["changed"] == {}
-    assert "Nothing the pipeline depends on changed, so nothing was trained" in run.file("report.md")
+    assert "Nothing the pipeline depends on changed, so nothing was trained" in run.file("model_report.md")
     assert world.post(run, "docs").returncode == 0
 
 
@@ -217,7 +217,7 @@ def test_regression_beyond_tolerance_fails_with_the_reason_in_the_comment(world)
     world.push("regress", set_param("  C: 1.0", "  C: 0.0005"), "Regularise hard")
     run = world.report("regress")
     assert run.returncode != 0
-    report = run.file("report.md")
+    report = run.file("model_report.md")
     assert "**Gate: failed.**" in report and "regressed by" in report
     assert "::error title=model-report gate::f1_macro regressed by" in run.log
     assert world.post(run, "regress").returncode == 0
@@ -236,9 +236,9 @@ def test_schema_violation_fails_data_check_naming_the_column_and_loses_nothing(w
     run = world.report("tighten")
     assert run.returncode != 0
     assert "::error file=data/schema.yaml,title=data-check::column 'mean radius'" in run.log
-    report = run.file("report.md")
+    report = run.file("model_report.md")
     assert "the data check failed" in report and "`mean radius`" in report
-    for kept in ("data_check.json", "train.json", "report.json", "pull_request.json"):
+    for kept in ("data_check.json", "train.json", "model_report.json", "pull_request.json"):
         assert (run.artifact / kept).is_file()
     assert world.post(run, "tighten").returncode == 0
     assert "Data check: failed" in world.comments("tighten")[0]["body"]

@@ -236,7 +236,7 @@ def test_with_a_dvc_remote_ci_runs_only_the_stages_a_change_affects(tmp_path):
     params = clone / "params.yaml"
     params.write_text(params.read_text(encoding="utf-8").replace("  metric: f1_macro", "  metric: accuracy"))
     clone_env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "actions"), str(clone / "src")])}
-    sh(["python", "-m", "mlgitops.reproduce", "--out-dir", "reports/pr"], clone, clone_env)
+    sh(["python", "-m", "mlgitops.train", "--out-dir", "reports/pr"], clone, clone_env)
     result = json.loads((clone / "reports/pr/train.json").read_text(encoding="utf-8"))
     assert result["remote"] is True
     assert result["ran"] == ["evaluate"]

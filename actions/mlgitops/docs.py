@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 readme.write_text(wanted, encoding="utf-8")
     if args.check and stale:
         names = ", ".join(map(str, stale))
-        print(f"error: out of date: {names}; run `python -m mlgitops.docs` on them.", file=sys.stderr)
+        print(f"error: out of date: {names}; run `python3 -m mlgitops.docs` on them.", file=sys.stderr)
         return 1
     return 0
 

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Check the data, write data_check.json and data_check.md, annotate failures; exit 1 when any rule fails."""
-    parser = argparse.ArgumentParser(prog="python -m mlgitops.datacheck", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python3 -m mlgitops.data_check", description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--check", default="reports/data_check.json", help="schema violations the pipeline wrote")
     parser.add_argument("--profile", default="reports/data_profile.json", help="data profile the pipeline wrote")

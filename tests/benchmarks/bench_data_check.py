@@ -3,7 +3,7 @@
 The project's validate stage profiles the data once (pandas, vectorised); the data-check action then
 works on that profile, whose size depends on the number of columns, not rows. This prints, for
 growing row counts, the seconds to read the CSV, to profile it, and for data-check on the profile,
-and the ratios between them. Run: `.venv/bin/python tests/benchmarks/bench_datacheck.py`.
+and the ratios between them. Run: `.venv/bin/python tests/benchmarks/bench_data_check.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "actions"))
 sys.path.insert(0, str(ROOT / "{{cookiecutter.project}}" / "src"))
 
-from mlgitops import datacheck  # noqa: E402
+from mlgitops import data_check  # noqa: E402
 
 
 def load_profile_function():
@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
     profile = load_profile_function()
-    rules = datacheck.settings(Path("/nonexistent"))
+    rules = data_check.settings(Path("/nonexistent"))
     print(f"{'rows':>10} {'read s':>8} {'profile s':>10} {'check s':>9} {'profile/read':>13} {'check/read':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
@@ -67,7 +67,7 @@ def main() -> int:
             head = json.loads(json.dumps(head))
 
             def check(h=head, b=base):
-                return datacheck.quality(h, rules) + datacheck.drift(b, h, rules["drift"])
+                return data_check.quality(h, rules) + data_check.drift(b, h, rules["drift"])
 
             _, checked = timed(check)
             ratios = f"{profiled / read:>13.2f} {checked / read:>11.5f}"

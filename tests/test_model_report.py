@@ -8,13 +8,13 @@ import subprocess
 import pytest
 import yaml
 
-from mlgitops import report, reproduce
+from mlgitops import model_report, train
 
-RULES = report.settings({})
+RULES = model_report.settings({})
 
 
 def verdicts(base, head, rules=RULES):
-    return {r.name: r.verdict for r in report.compare(base, head, rules)}
+    return {r.name: r.verdict for r in model_report.compare(base, head, rules)}
 
 
 def test_higher_is_better_metric_verdicts_respect_the_tolerance():
@@ -28,7 +28,7 @@ def test_lower_is_better_metric_regresses_when_it_grows():
 
 
 def test_per_metric_tolerance_overrides_the_default():
-    rules = report.settings({"report": {"tolerance": {"accuracy": 0.1}}})
+    rules = model_report.settings({"report": {"tolerance": {"accuracy": 0.1}}})
     assert verdicts({"accuracy": 0.9}, {"accuracy": 0.85}, rules) == {"accuracy": "worse"}
 
 
@@ -39,7 +39,11 @@ def test_missing_baseline_marks_every_metric_new():
 def test_params_diff_names_changed_added_and_removed_keys_but_not_report_settings():
     base = {"model": {"C": 1.0, "old": 1}, "report": {"tolerance": {"default": 0.01}}}
     head = {"model": {"C": 0.5, "new": 2}, "report": {"tolerance": {"default": 0.5}}}
-    assert report.params_diff(base, head) == [("model.C", 1.0, 0.5), ("model.new", None, 2), ("model.old", 1, None)]
+    assert model_report.params_diff(base, head) == [
+        ("model.C", 1.0, 0.5),
+        ("model.new", None, 2),
+        ("model.old", 1, None),
+    ]
 
 
 def write_confusion(path, pairs):
@@ -49,14 +53,14 @@ def write_confusion(path, pairs):
 
 def test_prediction_guard_fails_a_model_that_predicts_one_class_for_everyone(tmp_path):
     confusion = write_confusion(tmp_path / "c.csv", [("yes", "no")] * 40 + [("no", "no")] * 60)
-    ok, text, shares = report.prediction_guard(confusion, 0.95)
+    ok, text, shares = model_report.prediction_guard(confusion, 0.95)
     assert not ok and "predicts 'no' for 100%" in text
     assert shares == {"no": 1.0}
 
 
 def test_prediction_guard_accepts_a_majority_that_the_labels_share(tmp_path):
     confusion = write_confusion(tmp_path / "c.csv", [("no", "no")] * 97 + [("yes", "yes")] * 3)
-    assert report.prediction_guard(confusion, 0.95)[0]
+    assert model_report.prediction_guard(confusion, 0.95)[0]
 
 
 OUTPUTS = {"data/prepared/train.csv", "models/model.joblib", "metrics.json"}
@@ -69,7 +73,7 @@ def test_changed_inputs_ignore_files_that_are_only_absent_from_this_machine():
         "train": [{"changed deps": {"params.yaml": {"model": "modified"}}}],
         "evaluate": [{"changed deps": {"src/pkg/evaluate.py": "modified"}}, "changed command"],
     }
-    assert reproduce.changed_inputs(status, OUTPUTS) == {
+    assert train.changed_inputs(status, OUTPUTS) == {
         "train": ["params.yaml"],
         "evaluate": ["src/pkg/evaluate.py", "changed command"],
     }
@@ -80,7 +84,7 @@ def test_a_deleted_source_file_and_a_hand_edited_result_are_changes():
         "prepare": [{"changed deps": {"data/raw/dataset.csv": "deleted"}}],
         "evaluate": [{"changed outs": {"metrics.json": "modified", "models/model.joblib": "not in cache"}}],
     }
-    assert reproduce.changed_inputs(status, OUTPUTS) == {
+    assert train.changed_inputs(status, OUTPUTS) == {
         "prepare": ["data/raw/dataset.csv"],
         "evaluate": ["metrics.json"],
     }
@@ -92,13 +96,13 @@ def test_pipeline_outputs_come_from_every_kind_of_stage_output(tmp_path):
         "stages:\n  a:\n    outs: [x.csv, {m.json: {cache: false}}]\n    metrics: [{metrics.json: {cache: false}}]\n"
         "    plots: [p.csv]\n"
     )
-    assert reproduce.pipeline_outputs(dvc_yaml) == {"x.csv", "m.json", "metrics.json", "p.csv"}
+    assert train.pipeline_outputs(dvc_yaml) == {"x.csv", "m.json", "metrics.json", "p.csv"}
 
 
 def test_run_cache_restores_are_recognised_in_dvc_3_output():
     output = "Stage 'train' is cached - skipping run, checking out outputs\nRunning stage 'evaluate':\n"
-    assert reproduce.RESTORED.findall(output) == ["train"]
-    assert reproduce.RAN.findall(output) == ["evaluate"]
+    assert train.RESTORED.findall(output) == ["train"]
+    assert train.RAN.findall(output) == ["evaluate"]
 
 
 def git(cwd, *args):
@@ -133,12 +137,12 @@ def project(tmp_path, monkeypatch):
 
 def build(project, **changes):
     args = ["--base-ref", "main", "--head-label", changes.pop("label", "feature/x")]
-    return report.main(args)
+    return model_report.main(args)
 
 
 def test_unchanged_branch_passes_and_the_report_has_every_section(project):
     assert build(project) == 0
-    text = (project / "reports/pr/report.md").read_text()
+    text = (project / "reports/pr/model_report.md").read_text()
     for part in (
         "## ✅ Model report for `feature/x`",
         "### Metrics",
@@ -148,7 +152,7 @@ def test_unchanged_branch_passes_and_the_report_has_every_section(project):
     ):
         assert part in text
     assert "| `mean radius` | 0.2000 | Ada Lovelace |" in text
-    assert json.loads((project / "reports/pr/report.json").read_text())["passed"] is True
+    assert json.loads((project / "reports/pr/model_report.json").read_text())["passed"] is True
 
 
 def test_regression_beyond_tolerance_fails_the_gate_with_the_reason(project, capsys):
@@ -157,7 +161,7 @@ def test_regression_beyond_tolerance_fails_the_gate_with_the_reason(project, cap
         yaml.safe_dump({"evaluate": {"metric": "f1_macro"}, "model": {"family": "logistic_regression", "C": 0.01}})
     )
     assert build(project) == 1
-    text = (project / "reports/pr/report.md").read_text()
+    text = (project / "reports/pr/model_report.md").read_text()
     assert "**Gate: failed.**" in text
     assert "f1\\_macro regressed by 0\\.1000 \\(tolerance 0\\.01\\)" in text
     assert "| `model.C` | `1.0` | `0.01` |" in text
@@ -165,8 +169,8 @@ def test_regression_beyond_tolerance_fails_the_gate_with_the_reason(project, cap
 
 
 def test_missing_baseline_is_a_clear_line_not_a_crash(project):
-    assert report.main(["--base-ref", "0" * 40]) == 0
-    text = (project / "reports/pr/report.md").read_text()
+    assert model_report.main(["--base-ref", "0" * 40]) == 0
+    text = (project / "reports/pr/model_report.md").read_text()
     assert "No `metrics\\.json` on the base branch" in text
     assert "no results to compare with yet" in text
 
@@ -175,7 +179,7 @@ def test_degenerate_model_fails_however_good_its_metric(project):
     write_confusion(project / "plots/confusion.csv", [("a", "a")] * 99 + [("b", "a")] * 40)
     (project / "metrics.json").write_text(json.dumps({"f1_macro": 0.99, "log_loss": 0.1}))
     assert build(project) == 1
-    assert "the model predicts 'a' for 100%" in (project / "reports/pr/report.md").read_text()
+    assert "the model predicts 'a' for 100%" in (project / "reports/pr/model_report.md").read_text()
 
 
 def test_failed_data_check_fails_the_gate_and_its_section_is_included(project):
@@ -183,24 +187,24 @@ def test_failed_data_check_fails_the_gate_and_its_section_is_included(project):
     (project / "reports/pr/data_check.json").write_text(json.dumps({"passed": False}))
     (project / "reports/pr/data_check.md").write_text("### Data check: failed\n")
     assert build(project) == 1
-    text = (project / "reports/pr/report.md").read_text()
+    text = (project / "reports/pr/model_report.md").read_text()
     assert "- the data check failed" in text and "### Data check: failed" in text
 
 
 def test_hostile_branch_name_is_shown_not_executed(project):
     assert build(project, label="x`$(id)`<img src=x>") == 0
-    first = (project / "reports/pr/report.md").read_text().splitlines()[0]
+    first = (project / "reports/pr/model_report.md").read_text().splitlines()[0]
     assert first == "## ✅ Model report for ``x`$(id)`<img src=x>``"
 
 
 def test_a_main_metric_that_disappears_fails_the_gate(project):
     (project / "metrics.json").write_text(json.dumps({"log_loss": 0.30}))
     assert build(project) == 1
-    text = (project / "reports/pr/report.md").read_text()
+    text = (project / "reports/pr/model_report.md").read_text()
     assert "the main metric f1\\_macro is missing" in text and "f1\\_macro is no longer reported" in text
 
 
 def test_a_step_that_left_no_result_fails_the_gate_when_results_are_required(project):
-    assert report.main(["--base-ref", "main", "--require-sections"]) == 1
-    text = (project / "reports/pr/report.md").read_text()
+    assert model_report.main(["--base-ref", "main", "--require-sections"]) == 1
+    text = (project / "reports/pr/model_report.md").read_text()
     assert "the data check step left no result" in text and "the train step left no result" in text

@@ -321,8 +321,8 @@ def build(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write report.md and report.json and the job summary; exit 1 when the gate fails."""
-    parser = argparse.ArgumentParser(prog="python -m mlgitops.report", description=__doc__)
+    """Write model_report.md and model_report.json and the job summary; exit 1 when the gate fails."""
+    parser = argparse.ArgumentParser(prog="python3 -m mlgitops.model_report", description=__doc__)
     parser.add_argument("--base-ref", default="", help="git revision of the base branch's results")
     parser.add_argument(
         "--head-label", default="", help="what this report is about, e.g. the branch name (shown escaped)"
@@ -345,11 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Read later, as untrusted data, by the workflow that posts the comment with a write token.
         target = {"number": args.pull_request, "head_sha": args.head_sha}
         (out / "pull_request.json").write_text(json.dumps(target) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(report, encoding="utf-8")
-    (out / "report.json").write_text(json.dumps(gate, indent=2) + "\n", encoding="utf-8")
+    (out / "model_report.md").write_text(report, encoding="utf-8")
+    (out / "model_report.json").write_text(json.dumps(gate, indent=2) + "\n", encoding="utf-8")
     gha.add_summary(report)
     gha.set_output("passed", str(gate["passed"]).lower())
-    gha.set_output("report", str(out / "report.md"))
+    gha.set_output("report", str(out / "model_report.md"))
     for reason in gate["reasons"]:
         gha.annotate("error", reason, title="model-report gate")
     return 0 if gate["passed"] else 1

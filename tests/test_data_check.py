@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgitops import datacheck
+from mlgitops import data_check
 
 
 def profile(rows=100, *, shift=0.0, counts=None, missing=0, duplicates=0, labels=None) -> dict:
@@ -27,7 +27,7 @@ def profile(rows=100, *, shift=0.0, counts=None, missing=0, duplicates=0, labels
     }
 
 
-RULES = datacheck.settings(Path("/nonexistent"))
+RULES = data_check.settings(Path("/nonexistent"))
 
 
 def by_rule(findings, rule, column=""):
@@ -35,25 +35,25 @@ def by_rule(findings, rule, column=""):
 
 
 def test_psi_is_zero_for_equal_shares_and_grows_with_change():
-    assert datacheck.psi({"a": 5, "b": 5}, {"a": 50, "b": 50}) == pytest.approx(0.0)
-    small = datacheck.psi({"a": 50, "b": 50}, {"a": 55, "b": 45})
-    large = datacheck.psi({"a": 50, "b": 50}, {"a": 90, "b": 10})
+    assert data_check.psi({"a": 5, "b": 5}, {"a": 50, "b": 50}) == pytest.approx(0.0)
+    small = data_check.psi({"a": 50, "b": 50}, {"a": 55, "b": 45})
+    large = data_check.psi({"a": 50, "b": 50}, {"a": 90, "b": 10})
     assert 0 < small < 0.1 < 0.2 < large
 
 
 def test_psi_of_a_new_category_is_large_but_finite():
-    assert 1 < datacheck.psi({"a": 100}, {"a": 50, "new": 50}) < 100
+    assert 1 < data_check.psi({"a": 100}, {"a": 50, "new": 50}) < 100
 
 
 def test_wasserstein_measures_a_shift_in_base_standard_deviations():
     base = profile()["columns"]["size"]
     moved = profile(shift=3.0)["columns"]["size"]
-    assert datacheck.wasserstein_std(base, base) == 0
-    assert datacheck.wasserstein_std(base, moved) == pytest.approx(0.5)
+    assert data_check.wasserstein_std(base, base) == 0
+    assert data_check.wasserstein_std(base, moved) == pytest.approx(0.5)
 
 
 def test_healthy_data_passes_every_quality_rule():
-    assert all(f.passed for f in datacheck.quality(profile(), RULES))
+    assert all(f.passed for f in data_check.quality(profile(), RULES))
 
 
 @pytest.mark.parametrize(
@@ -68,12 +68,12 @@ def test_healthy_data_passes_every_quality_rule():
     ids=["too-few-rows", "missing-values", "duplicates", "imbalanced", "one-class"],
 )
 def test_each_quality_rule_fails_on_its_fault(data, rule, column):
-    finding = by_rule(datacheck.quality(data, RULES), rule, column)
+    finding = by_rule(data_check.quality(data, RULES), rule, column)
     assert not finding.passed
 
 
 def test_drift_flags_the_moved_columns_only():
-    findings = datacheck.drift(profile(), profile(shift=3.0, counts={"basic": 90, "pro": 10}), RULES["drift"])
+    findings = data_check.drift(profile(), profile(shift=3.0, counts={"basic": 90, "pro": 10}), RULES["drift"])
     assert not by_rule(findings, "drift:wasserstein_std", "size").passed
     assert not by_rule(findings, "drift:psi", "plan").passed
     assert by_rule(findings, "drift:psi", "label").passed
@@ -82,7 +82,7 @@ def test_drift_flags_the_moved_columns_only():
 def test_settings_merge_params_over_defaults(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("data_check:\n  min_rows: 5\n  drift:\n    fail: false\n")
-    rules = datacheck.settings(params)
+    rules = data_check.settings(params)
     assert rules["min_rows"] == 5
     assert rules["drift"] == {"numeric_threshold": 0.25, "categorical_threshold": 0.2, "fail": False}
 
@@ -107,7 +107,7 @@ def repo(tmp_path, monkeypatch):
 
 
 def run_main(*extra):
-    return datacheck.main(["--stage", "", "--base-ref", "main", *extra])
+    return data_check.main(["--stage", "", "--base-ref", "main", *extra])
 
 
 def test_clean_data_passes_and_writes_json_and_markdown(repo, monkeypatch, tmp_path):
@@ -137,7 +137,7 @@ def test_drift_beyond_threshold_fails_unless_configured_to_report_only(repo):
 
 
 def test_missing_base_profile_is_a_line_in_the_report_not_a_crash(repo):
-    assert datacheck.main(["--stage", "", "--base-ref", "0" * 40]) == 0
+    assert data_check.main(["--stage", "", "--base-ref", "0" * 40]) == 0
     assert "drift was not measured" in (repo / "reports/pr/data_check.md").read_text()
 
 
@@ -165,6 +165,6 @@ def test_a_stage_that_fails_before_checking_cannot_pass_on_the_committed_report(
     fake_dvc.write_text("#!/bin/sh\necho 'ERROR: failed to reproduce prepare: bad data' >&2\nexit 1\n")
     fake_dvc.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_dvc.parent}:{os.environ['PATH']}")
-    assert datacheck.main(["--stage", "validate", "--base-ref", "main"]) == 1
+    assert data_check.main(["--stage", "validate", "--base-ref", "main"]) == 1
     result = json.loads((repo / "reports/pr/data_check.json").read_text())
     assert result["error"].startswith("the data could not be prepared: ERROR: failed to reproduce prepare")

@@ -175,7 +175,7 @@ def post_with_cml(repo: str, pr: str, report: Path, label: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Post the report as the sticky comment; API failures are a warning (exit 0), as the gate is the report's job."""
-    parser = argparse.ArgumentParser(prog="python -m mlgitops.comment", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python3 -m mlgitops.post_report", description=__doc__)
     parser.add_argument("--repo", required=True, help="OWNER/REPO")
     parser.add_argument("--target", required=True, type=Path, help="pull_request.json written by the report job")
     parser.add_argument("--report", required=True, type=Path)

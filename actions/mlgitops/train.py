@@ -138,7 +138,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Reproduce the pipeline and write train.json and train.md; exit 1 when the pipeline fails."""
-    parser = argparse.ArgumentParser(prog="python -m mlgitops.reproduce", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python3 -m mlgitops.train", description=__doc__)
     parser.add_argument("--push", choices=["true", "false"], default="false", help="push the run cache afterwards")
     parser.add_argument("--out-dir", default="reports/pr")
     args = parser.parse_args(argv)
