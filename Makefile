@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements/dev.txt
 	touch $@
 
 # GitHub's OpenAPI description and webhook examples, which the tests' stand-in for GitHub checks against.
