@@ -149,7 +149,7 @@ def pull_request_report(project: Path, env: dict[str, str]) -> str:
     actions_env = {**env, "PYTHONPATH": os.pathsep.join([str(TEMPLATE / "actions"), str(project / "src")])}
     for module, *args in (
         ("mlgitops.data_check", "--base-ref", "main"),
-        ("mlgitops.train",),
+        ("mlgitops.train", "--base-ref", "main"),
         ("mlgitops.model_report", "--base-ref", "main", "--head-label", "tune-c"),
     ):
         subprocess.run([sys.executable, "-m", module, *args], cwd=project, env=actions_env, capture_output=True)

@@ -128,10 +128,15 @@ def test_schema_violation_fails_with_an_annotation_naming_column_and_rule(repo, 
     assert "| `schema:in_range(0, 20)` | `size` |" in (repo / "reports/pr/data_check.md").read_text()
 
 
-def test_drift_beyond_threshold_fails_unless_configured_to_report_only(repo):
+def test_drift_beyond_threshold_fails_unless_the_base_branch_says_report_only(repo):
     (repo / "reports/data_profile.json").write_text(json.dumps(profile(shift=5.0)))
     assert run_main() == 1
+    # Given a pull request that turns drift failures off for itself, the base branch's setting still applies.
     (repo / "params.yaml").write_text("data_check:\n  drift:\n    fail: false\n")
+    assert run_main() == 1
+    # Once the setting is merged, drift is reported only.
+    git(repo, "add", "params.yaml")
+    git(repo, "commit", "-qm", "Report drift only")
     assert run_main() == 0
     assert "Columns that drifted" in (repo / "reports/pr/data_check.md").read_text()
 

@@ -208,3 +208,39 @@ def test_a_step_that_left_no_result_fails_the_gate_when_results_are_required(pro
     assert model_report.main(["--base-ref", "main", "--require-sections"]) == 1
     text = (project / "reports/pr/model_report.md").read_text()
     assert "the data check step left no result" in text and "the train step left no result" in text
+
+
+def test_a_pull_request_cannot_raise_its_own_tolerance(project):
+    # Given a pull request that regresses and, in the same change, allows any regression,
+    (project / "metrics.json").write_text(json.dumps({"f1_macro": 0.80, "log_loss": 0.30}))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["report"] = {"tolerance": {"default": 1.0}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    # when the report is built, then the base branch's tolerance decides and the new one is listed for after merge.
+    assert build(project) == 1
+    text = (project / "reports/pr/model_report.md").read_text()
+    assert "f1\\_macro regressed by 0\\.1000 \\(tolerance 0\\.01\\)" in text
+    assert "the new ones take effect after merge" in text
+    assert "| `report.tolerance.default` | `null` | `1.0` |" in text
+    assert "`report.tolerance.default`" not in text.split("### Parameters")[1].split("gate's own settings")[0]
+
+
+def test_results_ci_could_not_reproduce_fail_the_gate_with_both_values(project):
+    (project / "reports/pr").mkdir(parents=True)
+    mismatch = {"path": "metrics.json", "where": "f1_macro", "committed": "0.99", "reproduced": "0.9"}
+    sentence = "the committed metrics.json (f1_macro) says 0.99 but CI reproduced 0.9: the pull request's results..."
+    train_result = {"ok": True, "ran": ["evaluate"], "mismatches": [{**mismatch, "sentence": sentence}]}
+    (project / "reports/pr/train.json").write_text(json.dumps(train_result))
+    assert build(project) == 1
+    assert "says 0\\.99 but CI reproduced 0\\.9" in (project / "reports/pr/model_report.md").read_text()
+
+
+def test_a_change_to_the_vendored_actions_is_flagged(project):
+    git(project, "checkout", "-qb", "feature")
+    (project / ".github/actions/train").mkdir(parents=True)
+    (project / ".github/actions/train/action.yml").write_text("name: train\n")
+    git(project, "add", ".")
+    git(project, "commit", "-qm", "Change the kit")
+    assert build(project) == 0
+    text = (project / "reports/pr/model_report.md").read_text()
+    assert "changes the kit's own actions (`.github/actions/train/action.yml`)" in text

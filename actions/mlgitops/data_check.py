@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import gha, gitrefs
+from . import baseline, gha, gitrefs, trust
 from . import markdown as md
 
 DEFAULTS: dict[str, Any] = {
@@ -41,9 +41,16 @@ class Finding:
     message: str
 
 
-def settings(params_file: Path) -> dict[str, Any]:
-    """The project's data_check settings from params.yaml over the defaults."""
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8")) if params_file.is_file() else {}
+def settings(params_file: Path, base_ref: str = "") -> dict[str, Any]:
+    """The data_check settings over the defaults, from the base revision's params file when one is named.
+
+    A pull request must not loosen the checks that judge it: its own settings take effect once merged.
+    """
+    if base_ref:
+        text = gitrefs.show(base_ref, str(params_file))
+        params = yaml.safe_load(text) if text else {}
+    else:
+        params = yaml.safe_load(params_file.read_text(encoding="utf-8")) if params_file.is_file() else {}
     given = (params or {}).get("data_check") or {}
     return {**DEFAULTS, **given, "drift": {**DEFAULTS["drift"], **(given.get("drift") or {})}}
 
@@ -168,6 +175,8 @@ def render(result: dict[str, Any]) -> str:
     drifted = [f for f in result["findings"] if f["rule"].startswith("drift:") and f["value"] is not None]
     if result["base"] is None:
         lines.append("No profile of the base branch's data, so drift was not measured.")
+    elif result.get("base_source") == "reproduced":
+        lines.append("The base commit holds no data profile, so CI reproduced it from the base's pipeline.")
     elif drifted:
         moved = [f for f in drifted if f["value"] > f["threshold"]]
         largest = max(drifted, key=lambda f: f["value"])
@@ -192,6 +201,9 @@ def render(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Reproduce the data stages, then apply every rule; returns the machine-readable result."""
+    if args.base_ref:
+        # Results the pull request committed are believed only where they are the base branch's.
+        trust.forget(set(trust.untrusted(args.base_ref)))
     if args.stage:
         done = subprocess.run(["dvc", "repro", args.stage], capture_output=True, text=True, check=False)
         sys.stdout.write(done.stdout + done.stderr)
@@ -204,11 +216,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return {"passed": False, "error": f"the data could not be prepared: {' '.join(tail)}", "rows": 0}
     if not Path(args.check).is_file() or not Path(args.profile).is_file():
         return {"passed": False, "error": f"{args.check} or {args.profile} is missing", "rows": 0}
-    rules = settings(Path(args.params))
+    rules = settings(Path(args.params), args.base_ref)
     check = json.loads(Path(args.check).read_text(encoding="utf-8"))
     profile = json.loads(Path(args.profile).read_text(encoding="utf-8"))
     findings = schema_findings(check) + quality(profile, rules)
-    base = gitrefs.show_json(args.base_ref, args.profile) if args.base_ref else None
+    source = baseline.resolve(args.base_ref, args.profile)
+    base = source.show_json(args.profile)
     if base is not None:
         moved = drift(base, profile, rules["drift"])
         if not rules["drift"]["fail"]:
@@ -218,6 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "passed": all(f.passed for f in findings),
         "rows": profile["rows"],
         "base": args.base_ref if base is not None else None,
+        "base_source": source.source if base is not None else "",
         "findings": [asdict(f) for f in findings],
     }
 

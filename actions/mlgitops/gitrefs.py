@@ -39,3 +39,19 @@ def show_json(ref: str, path: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return None
+
+
+def tracked(ref: str = "HEAD") -> set[str]:
+    """Every file path the revision holds (empty when the revision is not there)."""
+    if not has_commit(ref):
+        return set()
+    result = git("ls-tree", "-r", "--name-only", "-z", ref)
+    return set(filter(None, result.stdout.split("\0"))) if result.returncode == 0 else set()
+
+
+def changed_files(base: str, paths: tuple[str, ...], head: str = "HEAD") -> list[str]:
+    """Files under the paths that differ between the base revision and head (empty when either is missing)."""
+    if not has_commit(base):
+        return []
+    result = git("diff", "--name-only", "-z", base, head, "--", *paths)
+    return list(filter(None, result.stdout.split("\0"))) if result.returncode == 0 else []

@@ -15,11 +15,15 @@ from typing import Any
 
 import yaml
 
-from . import gha, gitrefs
+from . import baseline, gha, gitrefs
 from . import markdown as md
 
 DEFAULTS: dict[str, Any] = {"tolerance": {"default": 0.01}, "lower_is_better": ["log_loss"], "max_majority_share": 0.95}
 TOP_FEATURES = 10
+# Sections of params.yaml that configure the gate rather than the pipeline: read from the base branch.
+GATE_SETTINGS = ("report.", "data_check.")
+# The kit's own code inside a project with vendored actions: a pull request that changes it runs its own gate.
+KIT_PATHS = (".github/actions/",)
 
 
 @dataclass
@@ -51,12 +55,14 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def params_diff(base: dict[str, Any] | None, head: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(name, base value, head value) for every parameter that differs; the report's own settings excluded."""
+def params_diff(
+    base: dict[str, Any] | None, head: dict[str, Any], gate_settings: bool = False
+) -> list[tuple[str, Any, Any]]:
+    """(name, base value, head value) for every pipeline parameter that differs, or every gate setting."""
     if base is None:
         return []
     old, new = flatten(base), flatten(head)
-    names = sorted(n for n in set(old) | set(new) if not n.startswith(("report.", "data_check.")))
+    names = sorted(n for n in set(old) | set(new) if n.startswith(GATE_SETTINGS) == gate_settings)
     return [(n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)]
 
 
@@ -224,32 +230,86 @@ def summary_sentence(primary: str, rows: list[MetricRow], data_ok: bool | None, 
     return " ".join(parts)
 
 
-def build(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """Assemble the report markdown and the machine-readable gate."""
+@dataclass
+class Inputs:
+    """Everything the report is made from: this run's results and sections, and the base branch's."""
+
+    params: dict[str, Any]
+    primary: str
+    rules: dict[str, Any]
+    head_metrics: dict[str, float]
+    base: baseline.Baseline
+    base_metrics: dict[str, float] | None
+    base_params: dict[str, Any] | None
+    changes: list[tuple[str, Any, Any]]
+    setting_changes: list[tuple[str, Any, Any]]
+    kit_changes: list[str]
+    sections: Path
+    data: dict[str, Any] | None
+    train: dict[str, Any] | None
+
+
+@dataclass
+class Decision:
+    """The gate: the metric rows, the prediction guard, and every reason the gate fails."""
+
+    rows: list[MetricRow]
+    reasons: list[str]
+    guard_ok: bool
+    guard_text: str
+    shares: dict[str, float]
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def collect(args: argparse.Namespace) -> Inputs:
+    """Read this run's results and the base branch's; the gate's settings come from the base branch."""
     params = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
-    rules = settings(params)
-    primary = (params.get("evaluate") or {}).get("metric", "")
-    sections = Path(args.sections)
-    data = json.loads((sections / "data_check.json").read_text()) if (sections / "data_check.json").is_file() else None
-    train = json.loads((sections / "train.json").read_text()) if (sections / "train.json").is_file() else None
-    head_metrics = json.loads(Path(args.metrics).read_text(encoding="utf-8")) if Path(args.metrics).is_file() else {}
-    base_metrics = gitrefs.show_json(args.base_ref, args.metrics) if args.base_ref else None
     base_params_text = gitrefs.show(args.base_ref, args.params) if args.base_ref else None
-    base_params = yaml.safe_load(base_params_text) if base_params_text else None
-    rows = compare(base_metrics, head_metrics, rules)
-    changes = params_diff(base_params, params)
+    base_params = (yaml.safe_load(base_params_text) or {}) if base_params_text else None
+    # A pull request must not loosen its own gate: its settings take effect once merged.
+    rules = settings(params if not args.base_ref else base_params or {})
+    base = baseline.resolve(args.base_ref, args.metrics)
+    sections = Path(args.sections)
+    return Inputs(
+        params=params,
+        primary=(params.get("evaluate") or {}).get("metric", ""),
+        rules=rules,
+        head_metrics=read_json(Path(args.metrics)) or {},
+        base=base,
+        base_metrics=base.show_json(args.metrics),
+        base_params=base_params,
+        changes=params_diff(base_params, params),
+        setting_changes=params_diff(base_params, params, gate_settings=True),
+        kit_changes=gitrefs.changed_files(args.base_ref, KIT_PATHS) if args.base_ref else [],
+        sections=sections,
+        data=read_json(sections / "data_check.json"),
+        train=read_json(sections / "train.json"),
+    )
+
+
+def decide(inputs: Inputs, args: argparse.Namespace) -> Decision:
+    """Apply the gate to the collected results."""
+    rows = compare(inputs.base_metrics, inputs.head_metrics, inputs.rules)
     reasons = []
-    if data is not None and not data["passed"]:
+    if inputs.data is not None and not inputs.data["passed"]:
         reasons.append("the data check failed")
-    if train is not None and not train.get("ok", True):
+    if inputs.train is not None and not inputs.train.get("ok", True):
         reasons.append("the pipeline failed")
-    if not head_metrics:
+    reasons += [m["sentence"] for m in (inputs.train or {}).get("mismatches", [])]
+    if not inputs.head_metrics:
         reasons.append(f"{args.metrics} is missing")
     for name in ("data_check", "train") if args.require_sections else ():
-        if not (sections / f"{name}.json").is_file():
+        if not (inputs.sections / f"{name}.json").is_file():
             reasons.append(f"the {name.replace('_', ' ')} step left no result")
-    if head_metrics and primary and primary not in head_metrics:
-        reasons.append(f"the main metric {primary} is missing from {args.metrics}")
+    if inputs.head_metrics and inputs.primary and inputs.primary not in inputs.head_metrics:
+        reasons.append(f"the main metric {inputs.primary} is missing from {args.metrics}")
     reasons += [f"{r.name} is no longer reported" for r in rows if r.verdict == "removed"]
     reasons += [
         f"{r.name} regressed by {abs(r.delta or 0):.4f} (tolerance {r.tolerance})"
@@ -258,66 +318,99 @@ def build(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     ]
     guard_ok, guard_text, shares = (True, "", {})
     if Path(args.confusion).is_file():
-        guard_ok, guard_text, shares = prediction_guard(Path(args.confusion), float(rules["max_majority_share"]))
+        guard_ok, guard_text, shares = prediction_guard(Path(args.confusion), float(inputs.rules["max_majority_share"]))
         if not guard_ok:
             reasons.append(guard_text)
-    passed = not reasons
-    title = f"## {'✅' if passed else '❌'} Model report"
+    return Decision(rows, reasons, guard_ok, guard_text, shares)
+
+
+def render(inputs: Inputs, decision: Decision, args: argparse.Namespace) -> str:
+    """The report's markdown."""
+    title = f"## {'✅' if decision.passed else '❌'} Model report"
     if args.head_label:
         title += f" for {md.code(args.head_label, limit=80)}"
-    lines = [
-        title,
-        "",
-        summary_sentence(primary, rows, None if data is None else data["passed"], changes, base_metrics is not None),
-        "",
-    ]
-    if passed:
+    data_ok = None if inputs.data is None else inputs.data["passed"]
+    summary = summary_sentence(inputs.primary, decision.rows, data_ok, inputs.changes, inputs.base_metrics is not None)
+    lines = [title, "", summary, ""]
+    if decision.passed:
         lines.append("**Gate: passed.** No metric regressed beyond its tolerance and the data checks passed.")
     else:
-        lines += ["**Gate: failed.**", "", *[f"- {md.text(reason, limit=300)}" for reason in reasons]]
+        lines += ["**Gate: failed.**", "", *[f"- {md.text(reason, limit=400)}" for reason in decision.reasons]]
     lines += ["", "### Metrics", ""]
-    if base_metrics is None:
+    if inputs.base_metrics is None:
+        if inputs.base.error:
+            lines += [f"The base branch's results could not be reproduced: {md.text(inputs.base.error, limit=400)}", ""]
         lines += [f"No `{md.text(args.metrics)}` on the base branch: this is the first result to compare with.", ""]
+    elif inputs.base.source == "reproduced":
+        lines += ["The base commit holds no results, so CI reproduced them from its pipeline.", ""]
     metric_rows = [
         [
-            md.code(r.name) + (" (main metric)" if r.name == primary else ""),
+            md.code(r.name) + (" (main metric)" if r.name == inputs.primary else ""),
             fmt(r.base),
             fmt(r.head),
             "—" if r.delta is None else f"{r.delta:+.4f}",
             verdict_cell(r),
         ]
-        for r in rows
+        for r in decision.rows
     ]
-    lines += [md.table(["metric", "base", "this PR", "change", "verdict"], metric_rows), ""]
-    chart = metrics_chart(rows)
+    lines += [md.table(["metric", inputs.base.label, "this PR", "change", "verdict"], metric_rows), ""]
+    chart = metrics_chart(decision.rows)
     if chart:
         lines += [chart, ""]
     lines += ["### Parameters", ""]
-    if changes:
-        cells = [[md.code(n), md.code(json.dumps(a)), md.code(json.dumps(b))] for n, a, b in changes]
+    if inputs.changes:
+        cells = [[md.code(n), md.code(json.dumps(a)), md.code(json.dumps(b))] for n, a, b in inputs.changes]
         lines += [md.table(["parameter", "base", "this PR"], cells), ""]
     else:
-        lines += ["No parameter changed." if base_params is not None else "No params.yaml on the base branch.", ""]
-    if guard_text:
-        lines += ["### Predictions", "", f"{'✅' if guard_ok else '❌'} {md.text(guard_text, limit=300)}", ""]
         lines += [
-            md.table(["class", "share of predictions"], [[md.code(k), f"{v:.1%}"] for k, v in shares.items()]),
+            "No parameter changed." if inputs.base_params is not None else "No params.yaml on the base branch.",
             "",
         ]
+    if inputs.setting_changes:
+        cells = [[md.code(n), md.code(json.dumps(a)), md.code(json.dumps(b))] for n, a, b in inputs.setting_changes]
+        lines += [
+            "This pull request changes the gate's own settings. This report applies the base branch's; "
+            "the new ones take effect after merge:",
+            "",
+            md.table(["setting", "base (applied)", "this PR"], cells),
+            "",
+        ]
+    if inputs.kit_changes:
+        shown = ", ".join(md.code(path) for path in inputs.kit_changes[:5])
+        more = f" and {len(inputs.kit_changes) - 5} more" if len(inputs.kit_changes) > 5 else ""
+        lines += [
+            f"⚠️ This pull request changes the kit's own actions ({shown}{more}): the checks above ran "
+            "the changed code, so review those files before trusting this report.",
+            "",
+        ]
+    if decision.guard_text:
+        mark = "✅" if decision.guard_ok else "❌"
+        lines += ["### Predictions", "", f"{mark} {md.text(decision.guard_text, limit=300)}", ""]
+        shares = [[md.code(k), f"{v:.1%}"] for k, v in decision.shares.items()]
+        lines += [md.table(["class", "share of predictions"], shares), ""]
     board = feature_board(Path(args.importance), Path(args.schema))
     if board:
         lines += [board, ""]
     for name in ("data_check.md", "train.md"):
-        if (sections / name).is_file():
-            lines += [(sections / name).read_text(encoding="utf-8").strip(), ""]
+        if (inputs.sections / name).is_file():
+            lines += [(inputs.sections / name).read_text(encoding="utf-8").strip(), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def build(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Assemble the report markdown and the machine-readable gate."""
+    inputs = collect(args)
+    decision = decide(inputs, args)
     gate = {
-        "passed": passed,
-        "reasons": reasons,
-        "metrics": [asdict(r) for r in rows],
-        "params": [{"name": n, "base": a, "head": b} for n, a, b in changes],
-        "baseline": base_metrics is not None,
+        "passed": decision.passed,
+        "reasons": decision.reasons,
+        "metrics": [asdict(r) for r in decision.rows],
+        "params": [{"name": n, "base": a, "head": b} for n, a, b in inputs.changes],
+        "settings": [{"name": n, "base": a, "head": b} for n, a, b in inputs.setting_changes],
+        "baseline": inputs.base_metrics is not None,
+        "baseline_source": inputs.base.source if inputs.base_metrics is not None else "",
     }
-    return "\n".join(lines).rstrip() + "\n", gate
+    return render(inputs, decision, args), gate
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import gha, gitrefs
+from . import gha, gitrefs, trust
 from . import markdown as md
 
 RAN = re.compile(r"^Running stage '(?P<stage>[^']+)'", re.MULTILINE)
@@ -72,10 +73,21 @@ def has_remote() -> bool:
     return bool(dvc("remote", "list").stdout.strip())
 
 
-def reproduce(push: bool) -> dict[str, Any]:
-    """Decide whether anything must run, run it, and describe the outcome."""
+def same_remote(base_ref: str) -> bool:
+    """Whether the DVC remote configuration is the base branch's, so a run cache pulled from it is trusted."""
+    if not base_ref:
+        return True
+    config = Path(".dvc/config")
+    here = config.read_text(encoding="utf-8") if config.is_file() else None
+    return gitrefs.show(base_ref, ".dvc/config") == here
+
+
+def reproduce(push: bool, base_ref: str = "") -> dict[str, Any]:
+    """Decide what must run, run it, check the committed results against CI's, and describe the outcome."""
     # Earlier steps (data-check) may already have rewritten dvc.lock: compare with the commit's.
     committed_lock = gitrefs.show("HEAD", "dvc.lock")
+    distrusted = trust.untrusted(base_ref) if base_ref else {}
+    trust.forget(set(distrusted))
     status = dvc("status", "--json")
     try:
         if status.returncode != 0:
@@ -83,14 +95,31 @@ def reproduce(push: bool) -> dict[str, Any]:
         changed = changed_inputs(json.loads(status.stdout or "{}"), pipeline_outputs())
     except ValueError as err:  # JSONDecodeError included: then run everything rather than trust nothing changed
         changed = {"(dvc status failed)": [str(err)]}
-    result: dict[str, Any] = {"changed": changed, "ran": [], "restored": [], "skipped": [], "seconds": 0.0}
+    for stage, reason in distrusted.items():
+        changed.setdefault(stage, []).append(reason)
+    result: dict[str, Any] = {
+        "changed": changed,
+        "untrusted": distrusted,
+        "ran": [],
+        "restored": [],
+        "skipped": [],
+        "seconds": 0.0,
+        "mismatches": [],
+        "stale": [],
+    }
     remote = has_remote()
     result["remote"] = remote
     if not changed and committed_lock is not None:
         result["note"] = "Nothing the pipeline depends on changed, so nothing was trained: the committed results stand."
         result["ok"] = True
         return result
-    if remote:
+    if remote and not same_remote(base_ref):
+        gha.annotate(
+            "warning",
+            "the pull request changes .dvc/config, so the run cache was not pulled: every changed stage runs here",
+            title="train",
+        )
+    elif remote:
         pulled = dvc("pull", "--run-cache", "--allow-missing")
         if pulled.returncode != 0:
             gha.annotate("warning", f"could not pull the run cache: {pulled.stderr.strip()[-300:]}", title="train")
@@ -107,8 +136,12 @@ def reproduce(push: bool) -> dict[str, Any]:
     }
     if done.returncode != 0:
         result["error"] = " ".join(output.strip().splitlines()[-3:])
+    else:
+        verdict = trust.check_outputs(base_ref) if base_ref else trust.Verdict([], [])
+        result["mismatches"] = [asdict(m) | {"sentence": m.sentence()} for m in verdict.mismatches]
+        result["stale"] = verdict.stale
     new_lock = Path("dvc.lock").read_text(encoding="utf-8") if Path("dvc.lock").is_file() else None
-    result["stale_lock"] = committed_lock is not None and new_lock != committed_lock
+    result["stale_lock"] = committed_lock is not None and trust.stages_of(new_lock) != trust.stages_of(committed_lock)
     if remote and push and done.returncode == 0:
         pushed = dvc("push", "--run-cache")
         if pushed.returncode != 0:
@@ -128,6 +161,17 @@ def render(result: dict[str, Any]) -> str:
     lines.append(
         f"Stages run: {ran}. Restored from the run cache: {restored}. The pipeline took {result['seconds']} s."
     )
+    if result.get("untrusted"):
+        cells = [[md.code(stage), md.text(reason)] for stage, reason in sorted(result["untrusted"].items())]
+        lines += [
+            "",
+            "Reproduced here because the pull request's committed results for them are not the base branch's:",
+            "",
+            md.table(["stage", "why"], cells),
+            "",
+        ]
+    for mismatch in result.get("mismatches", []):
+        lines.append(f"- ❌ {md.text(mismatch['sentence'], limit=400)}")
     if result.get("stale_lock"):
         lines.append(
             "The committed `dvc.lock` did not match what CI reproduced: run `dvc repro` and commit its results, "
@@ -140,14 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Reproduce the pipeline and write train.json and train.md; exit 1 when the pipeline fails."""
     parser = argparse.ArgumentParser(prog="python3 -m mlgitops.train", description=__doc__)
     parser.add_argument("--push", choices=["true", "false"], default="false", help="push the run cache afterwards")
+    parser.add_argument("--base-ref", default="", help="git revision whose committed results are trusted")
     parser.add_argument("--out-dir", default="reports/pr")
     args = parser.parse_args(argv)
-    result = reproduce(push=args.push == "true")
+    result = reproduce(push=args.push == "true", base_ref=args.base_ref)
     gha.save_result(args.out_dir, "train", result, render(result))
     gha.set_output("trained", str(bool(result["ran"])).lower())
     gha.set_output("seconds", str(result["seconds"]))
     if not result["ok"]:
         gha.annotate("error", f"the pipeline failed: {result.get('error', '')}", title="train")
+    for mismatch in result["mismatches"]:
+        gha.annotate("error", mismatch["sentence"], file=mismatch["path"], title="train")
     return 0 if result["ok"] else 1
 
 

@@ -1,0 +1,159 @@
+"""The gate believes only results CI reproduced, or results identical to the base branch's, on a real DVC repo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlgitops import train, trust
+
+# A one-stage pipeline: a git-tracked metric computed from a parameter, and a DVC-cached model file.
+SCRIPT = """\
+import json, yaml
+x = yaml.safe_load(open("params.yaml"))["x"]
+json.dump({"score": x * 2}, open("metrics.json", "w"))
+open("model.bin", "w").write(str(x))
+"""
+DVC_YAML = f"""\
+stages:
+  evaluate:
+    cmd: {sys.executable} evaluate.py
+    deps: [evaluate.py]
+    params: [x]
+    outs: [model.bin]
+    metrics:
+      - metrics.json:
+          cache: false
+"""
+
+
+def sh(cwd: Path, *args: str) -> str:
+    command = list(args)
+    if command[0] == "git":
+        command[1:1] = ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"]
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A DVC project whose main branch holds reproduced results (score 2), with a pull request branch checked out."""
+    tmp_path = tmp_path / "repo"
+    tmp_path.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    sh(tmp_path, "git", "init", "-q", "-b", "main")
+    sh(tmp_path, "dvc", "init", "-q")
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    (tmp_path / "evaluate.py").write_text(SCRIPT)
+    (tmp_path / "params.yaml").write_text("x: 1\n")
+    (tmp_path / "README.md").write_text("A project.\n")
+    sh(tmp_path, "dvc", "repro", "-q")
+    sh(tmp_path, "git", "add", "-A")
+    sh(tmp_path, "git", "commit", "-qm", "Baseline")
+    sh(tmp_path, "git", "checkout", "-qb", "pr")
+    return tmp_path
+
+
+def commit(repo: Path, message: str) -> None:
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", message)
+
+
+def run_train(repo: Path, monkeypatch) -> tuple[Path, dict]:
+    """Run the train step as CI does: in a fresh clone, whose DVC cache and run cache start empty."""
+    clone = repo.parent / "ci"
+    sh(repo.parent, "git", "clone", "-q", str(repo), str(clone))
+    monkeypatch.chdir(clone)
+    assert train.main(["--base-ref", "origin/main", "--out-dir", str(clone / "out")]) == 0
+    return clone, json.loads((clone / "out" / "train.json").read_text())
+
+
+@pytest.mark.slow
+def test_results_edited_together_with_their_lock_hashes_are_reproduced_and_fail(repo, monkeypatch, capsys):
+    # Given a pull request that writes a better score and re-hashes dvc.lock to match (`dvc commit`),
+    (repo / "metrics.json").write_text(json.dumps({"score": 99}))
+    sh(repo, "dvc", "commit", "-fq", "evaluate")
+    commit(repo, "Better numbers")
+    assert sh(repo, "dvc", "status", "--json").strip() == "{}", "dvc status alone believes the forged results"
+    # when CI checks it against the base branch,
+    clone, result = run_train(repo, monkeypatch)
+    # then the stage is reproduced, the workspace holds CI's number, and the forged one is named with both values.
+    assert result["ran"] == ["evaluate"] and "evaluate" in result["untrusted"]
+    assert json.loads((clone / "metrics.json").read_text()) == {"score": 2}
+    [mismatch] = result["mismatches"]
+    assert (mismatch["path"], mismatch["where"], mismatch["committed"], mismatch["reproduced"]) == (
+        "metrics.json",
+        "score",
+        "99",
+        "2",
+    )
+    assert (
+        "::error file=metrics.json,title=train::the committed metrics.json (score) says 99" in capsys.readouterr().out
+    )
+
+
+@pytest.mark.slow
+def test_an_honest_change_is_reproduced_and_agrees(repo, monkeypatch):
+    (repo / "params.yaml").write_text("x: 3\n")
+    sh(repo, "dvc", "repro", "-q")
+    commit(repo, "x = 3")
+    clone, result = run_train(repo, monkeypatch)
+    assert "evaluate" in result["untrusted"]
+    assert result["mismatches"] == [] and result["stale"] == []
+    assert json.loads((clone / "metrics.json").read_text()) == {"score": 6}
+
+
+@pytest.mark.slow
+def test_a_change_without_its_results_is_stale_not_forged(repo, monkeypatch):
+    (repo / "params.yaml").write_text("x: 4\n")
+    commit(repo, "x = 4, pipeline not run")
+    clone, result = run_train(repo, monkeypatch)
+    assert result["ran"] == ["evaluate"] and result["mismatches"] == []
+    assert result["stale"] == ["metrics.json"] and result["stale_lock"] is True
+
+
+@pytest.mark.slow
+def test_a_hand_edited_result_with_the_base_lock_is_reproduced_and_fails(repo, monkeypatch):
+    (repo / "metrics.json").write_text(json.dumps({"score": 50}))
+    commit(repo, "Edit the score only")
+    clone, result = run_train(repo, monkeypatch)
+    assert [m["committed"] for m in result["mismatches"]] == ["50"]
+
+
+@pytest.mark.slow
+def test_a_change_the_pipeline_does_not_read_trains_nothing(repo, monkeypatch):
+    (repo / "README.md").write_text("A project, documented.\n")
+    commit(repo, "Docs")
+    clone, result = run_train(repo, monkeypatch)
+    assert result["ran"] == [] and result["untrusted"] == {} and "nothing was trained" in result["note"]
+
+
+@pytest.mark.slow
+def test_untrusted_names_every_kind_of_lock_difference(repo, monkeypatch):
+    assert trust.untrusted("main") == {}
+    lock = (repo / "dvc.lock").read_text()
+    (repo / "dvc.lock").write_text(lock.replace("x: 1", "x: 7"))
+    commit(repo, "Forge the params in the lock")
+    assert trust.untrusted("main") == {"evaluate": "its dvc.lock entry (params) differs from the base branch's"}
+
+
+def test_json_outputs_agree_within_the_tolerance_and_ignore_provenance():
+    committed = {"f1": 0.9000001, "sha256": "ab", "versions": {"python": "3.11.9"}, "classes": ["a", "b"]}
+    reproduced = {"f1": 0.9000004, "sha256": "cd", "versions": {"python": "3.11.14"}, "classes": ["a", "b"]}
+    assert trust.difference("m.json", json.dumps(committed), json.dumps(reproduced)) is None
+    reproduced["f1"] = 0.91
+    assert trust.difference("m.json", json.dumps(committed), json.dumps(reproduced)) == ("f1", 0.9000001, 0.91)
+
+
+def test_csv_outputs_are_compared_cell_by_cell():
+    committed = "feature,importance\nsize,0.2000000\ncolour,0.1\n"
+    assert trust.difference("i.csv", committed, "feature,importance\nsize,0.2\ncolour,0.1\n") is None
+    assert trust.difference("i.csv", committed, "feature,importance\nsize,0.2\ncolour,0.3\n") == (
+        "row 2, importance",
+        "0.1",
+        "0.3",
+    )
