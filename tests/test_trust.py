@@ -111,7 +111,7 @@ def test_an_honest_change_is_reproduced_and_agrees(repo, monkeypatch):
 def test_a_change_without_its_results_is_stale_not_forged(repo, monkeypatch):
     (repo / "params.yaml").write_text("x: 4\n")
     commit(repo, "x = 4, pipeline not run")
-    clone, result = run_train(repo, monkeypatch)
+    _clone, result = run_train(repo, monkeypatch)
     assert result["ran"] == ["evaluate"] and result["mismatches"] == []
     assert result["stale"] == ["metrics.json"] and result["stale_lock"] is True
 
@@ -120,7 +120,7 @@ def test_a_change_without_its_results_is_stale_not_forged(repo, monkeypatch):
 def test_a_hand_edited_result_with_the_base_lock_is_reproduced_and_fails(repo, monkeypatch):
     (repo / "metrics.json").write_text(json.dumps({"score": 50}))
     commit(repo, "Edit the score only")
-    clone, result = run_train(repo, monkeypatch)
+    _clone, result = run_train(repo, monkeypatch)
     assert [m["committed"] for m in result["mismatches"]] == ["50"]
 
 
@@ -128,7 +128,7 @@ def test_a_hand_edited_result_with_the_base_lock_is_reproduced_and_fails(repo, m
 def test_a_change_the_pipeline_does_not_read_trains_nothing(repo, monkeypatch):
     (repo / "README.md").write_text("A project, documented.\n")
     commit(repo, "Docs")
-    clone, result = run_train(repo, monkeypatch)
+    _clone, result = run_train(repo, monkeypatch)
     assert result["ran"] == [] and result["untrusted"] == {} and "nothing was trained" in result["note"]
 
 
