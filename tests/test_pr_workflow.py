@@ -6,6 +6,7 @@ a README-only change, a regression, a schema violation and a pull request from a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -242,6 +243,30 @@ def test_schema_violation_fails_data_check_naming_the_column_and_loses_nothing(w
         assert (run.artifact / kept).is_file()
     assert world.post(run, "tighten").returncode == 0
     assert "Data check: failed" in world.comments("tighten")[0]["body"]
+
+
+def test_results_edited_with_their_lock_hashes_fail_the_gate_and_the_report_shows_ci_numbers(world):
+    reproduced = json.loads((world.project / "metrics.json").read_text(encoding="utf-8"))
+
+    def forge(project: Path) -> None:
+        # What a hostile contributor does: better numbers, and dvc.lock re-hashed to match them.
+        text = json.dumps({**reproduced, "f1_macro": 0.999}, indent=2) + "\n"
+        (project / "metrics.json").write_text(text, encoding="utf-8")
+        lock = yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))
+        for out in lock["stages"]["evaluate"]["outs"]:
+            if out["path"] == "metrics.json":
+                out.update(md5=hashlib.md5(text.encode()).hexdigest(), size=len(text.encode()))
+        (project / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+
+    world.push("forge", forge, "Better numbers")
+    run = world.report("forge")
+    assert run.returncode != 0
+    report = run.file("model_report.md")
+    assert "**Gate: failed.**" in report
+    assert "the committed metrics\\.json \\(f1\\_macro\\) says 0\\.999 but CI reproduced" in report
+    main_metric = f"{reproduced['f1_macro']:.4f}"
+    assert f"| `f1_macro` (main metric) | {main_metric} | {main_metric} | +0.0000 |" in report
+    assert "::error file=metrics.json,title=train::the committed metrics.json (f1_macro) says 0.999" in run.log
 
 
 def test_fork_pull_request_gets_its_report_without_any_token_in_the_build(world):

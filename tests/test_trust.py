@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgitops import train, trust
+from mlgitops import baseline, train, trust
 
 # A one-stage pipeline: a git-tracked metric computed from a parameter, and a DVC-cached model file.
 SCRIPT = """\
@@ -157,3 +157,41 @@ def test_csv_outputs_are_compared_cell_by_cell():
         "0.1",
         "0.3",
     )
+
+
+@pytest.mark.slow
+def test_a_base_without_results_is_reproduced_once_in_a_worktree(tmp_path, monkeypatch):
+    # Given a base commit with a pipeline but no results (baked by a Python without the pipeline's packages),
+    project = tmp_path / "repo"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("RUNNER_TEMP", str(tmp_path / "runner-temp"))
+    sh(project, "git", "init", "-q", "-b", "main")
+    sh(project, "dvc", "init", "-q")
+    (project / "dvc.yaml").write_text(DVC_YAML)
+    (project / "evaluate.py").write_text(SCRIPT)
+    (project / "params.yaml").write_text("x: 1\n")
+    commit(project, "Create project")
+    sh(project, "git", "checkout", "-qb", "pr")
+    (project / "params.yaml").write_text("x: 5\n")
+    commit(project, "x = 5")
+    # when a step asks for the base's metrics, then the base's own pipeline ran in a worktree, once per job.
+    base = baseline.resolve("main", "metrics.json")
+    assert base.source == "reproduced" and base.label == "base (reproduced by CI)"
+    assert base.show_json("metrics.json") == {"score": 2}
+    assert not (project / "metrics.json").exists(), "the workspace is left alone"
+    (base.root / "metrics.json").write_text('{"score": 3}')
+    assert baseline.resolve("main", "metrics.json").show_json("metrics.json") == {"score": 3}
+
+
+@pytest.mark.slow
+def test_a_base_whose_pipeline_fails_says_why(repo, monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNNER_TEMP", str(tmp_path / "runner-temp"))
+    sh(repo, "git", "checkout", "-q", "main")
+    sh(repo, "git", "rm", "-q", "dvc.lock", "metrics.json")
+    (repo / "evaluate.py").write_text("raise SystemExit('no data here')\n")
+    commit(repo, "A broken base")
+    base = baseline.resolve("main", "metrics.json")
+    assert base.source == "" and "the base commit's pipeline failed" in base.error
+    assert base.show_json("metrics.json") is None
