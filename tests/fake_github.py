@@ -8,7 +8,9 @@ server instead. It implements only the endpoints the product calls:
 - ``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``
 - ``GET   /repos/{owner}/{repo}/pulls/{pull_number}`` (pull requests are added by the test with ``add_pull``)
 
-Every other endpoint answers 404 and counts as a failure. A test can also make the next requests fail the ways
+A comment is authored by the identity of the token that posted it: ``github-actions[bot]``, as for a workflow's
+``GITHUB_TOKEN``, unless ``identities`` maps the token to another login. Every other endpoint answers 404 and counts
+as a failure. A test can also make the next requests fail the ways
 GitHub fails (primary and secondary rate limits, 5xx) with ``FakeGitHub.fail``.
 
 Every request and every response is checked against GitHub's official OpenAPI description: the ``api.github.com``
@@ -537,9 +539,15 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeGitHub:
     """GitHub's REST API on 127.0.0.1, checked against GitHub's OpenAPI description; use it in a `with` block."""
 
-    def __init__(self, token: str | None = None) -> None:
-        """Any Bearer or token credential is accepted unless `token` names the only valid one."""
+    def __init__(self, token: str | None = None, identities: Mapping[str, str] | None = None) -> None:
+        """Any Bearer or token credential is accepted unless `token` names the only valid one.
+
+        `identities` maps tokens to the login their comments are authored by; any other token posts as
+        github-actions[bot], the identity of a workflow's GITHUB_TOKEN.
+        """
         self.expected_token = token
+        self.identities = dict(identities or {})
+        self._caller = ACTIONS_BOT
         self.requests: list[RecordedRequest] = []
         self.tokens: list[str] = []
         self.spec_errors: list[str] = []
@@ -716,6 +724,7 @@ class FakeGitHub:
         if self.expected_token is not None and token != self.expected_token:
             return operation, _error(401, "Bad credentials")
         self._used += 1
+        self._caller = self.identities.get(token, ACTIONS_BOT)
         fault = self._take_fault(method, path)
         if fault is not None:
             return operation, copy.deepcopy(fault)
@@ -812,7 +821,9 @@ class FakeGitHub:
         """POST /repos/{owner}/{repo}/issues/{issue_number}/comments."""
         if len(body["body"]) > MAX_COMMENT_LENGTH:
             return self._too_long(operation)
-        comment_id = self.add_comment(params["owner"], params["repo"], int(params["issue_number"]), body["body"])
+        comment_id = self.add_comment(
+            params["owner"], params["repo"], int(params["issue_number"]), body["body"], user=self._caller
+        )
         reply = _Reply(201, self._render_comment(self._comments[comment_id]))
         reply.headers["location"] = reply.body["url"]
         return reply

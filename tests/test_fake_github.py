@@ -370,3 +370,11 @@ def test_given_the_npm_packages_are_not_installed_then_the_error_says_how_to_ins
     monkeypatch.setattr(fake_github, "OPENAPI_JSON", tmp_path / "api.github.com.json")
     with pytest.raises(FileNotFoundError, match=re.escape("npm ci --prefix tests")):
         fake_github.openapi_spec.__wrapped__()
+
+
+def test_given_tokens_of_two_identities_then_each_comment_is_authored_by_its_tokens_identity():
+    with FakeGitHub(identities={"ghs_app": "model-bot[bot]"}) as server:
+        by_app = call(server, "POST", COMMENTS, {"body": "from the app"}, authorization="Bearer ghs_app")
+        by_default = call(server, "POST", COMMENTS, {"body": "from GITHUB_TOKEN"}, authorization="Bearer ghs_other")
+    assert by_app.body["user"]["login"] == "model-bot[bot]"
+    assert by_default.body["user"]["login"] == ACTIONS_BOT

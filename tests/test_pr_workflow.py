@@ -52,6 +52,7 @@ class World:
     github: FakeGitHub
     runs: int = 0
     numbers: dict[str, int] = field(default_factory=dict)
+    last_runs: dict[str, Run] = field(default_factory=dict)
 
     def git(self, *args: str) -> str:
         command = ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args]
@@ -111,7 +112,8 @@ class World:
         event = self.report_event(branch, fork)
         artifacts = self.root / f"artifacts-{self.runs + 1}"
         done = self.act("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
-        return Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
+        self.last_runs[branch] = Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
+        return self.last_runs[branch]
 
     def report_in_background(self, branch: str) -> subprocess.Popen:
         """Start "Model report" without waiting, in its own process group so it can be cancelled whole."""
@@ -127,8 +129,11 @@ class World:
             start_new_session=True,
         )
 
-    def post(self, run: Run, branch: str) -> subprocess.CompletedProcess[str]:
-        """Run "Post model report" for a finished report run, with the only write token in this story."""
+    def post(self, run: Run, branch: str, poster: str = "builtin") -> subprocess.CompletedProcess[str]:
+        """Run "Post model report" for a finished report run, with the only write token in this story.
+
+        REPORT_POSTER is the poster; "" leaves it unset, so the workflow posts with CML (here its stand-in).
+        """
         head = self.git("rev-parse", branch)
         event = webhook_example("workflow_run", "completed", index=2)
         event["workflow_run"].update(
@@ -148,10 +153,13 @@ class World:
             f"STANDIN_ARTIFACTS={run.artifact.parent}",
             "--env",
             f"GITHUB_API_URL={self.github.url}",
+            "--env",
+            f"STANDIN_CML={STANDINS / 'cml'}",
+            "--env",
+            f"STANDIN_CML_API_URL={self.github.url}",
             "-s",
             f"GITHUB_TOKEN={POST_TOKEN}",
-            "--var",
-            "REPORT_POSTER=builtin",
+            *(["--var", f"REPORT_POSTER={poster}"] if poster else []),
         )
 
     def comments(self, branch: str) -> list[dict]:
@@ -198,6 +206,21 @@ def test_second_push_updates_the_same_comment(world):
     assert world.post(run, "tune").returncode == 0
     [comment] = world.comments("tune")
     assert "| `model.C` | `1.0` | `0.5` |" in comment["body"]
+
+
+def test_with_report_poster_unset_cml_updates_the_same_comment_and_a_refusal_is_a_warning(world):
+    run = world.last_runs["tune"]
+    posted = world.post(run, "tune", poster="")
+    assert posted.returncode == 0, posted.stdout[-4000:]
+    [comment] = world.comments("tune")
+    assert comment["body"].rstrip().endswith('"CML watermark model-report")')
+    refusal = {"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"}
+    world.github.fail("PATCH", r"/issues/comments/\d+$", 403, headers={"x-ratelimit-remaining": None}, body=refusal)
+    refused = world.post(run, "tune", poster="")
+    assert refused.returncode == 0, refused.stdout[-4000:]
+    assert "the report was not posted: cml comment update exited 1: Resource not accessible by integration" in (
+        refused.stdout
+    )
 
 
 def test_readme_only_change_trains_nothing(world):

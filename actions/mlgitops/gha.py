@@ -52,3 +52,16 @@ def save_result(out_dir: str, stem: str, result: dict, section: str) -> None:
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (out / f"{stem}.md").write_text(section + "\n", encoding="utf-8")
     print(section)  # the model report carries the section into the job summary
+
+
+def log_untrusted(title: str, text: str) -> None:
+    """Print another program's output in a folded group, with workflow commands off so its text cannot issue any."""
+    if not text.strip():
+        return
+    # The runner ignores '::' commands until it sees the random token again, which the text cannot guess.
+    token = f"mlgitops-{uuid.uuid4().hex}"
+    print(f"::group::{escape_data(title)}", flush=True)
+    print(f"::stop-commands::{token}", flush=True)
+    print(text.rstrip("\n"), flush=True)
+    print(f"::{token}::", flush=True)
+    print("::endgroup::", flush=True)
