@@ -173,3 +173,26 @@ def test_a_stage_that_fails_before_checking_cannot_pass_on_the_committed_report(
     assert data_check.main(["--stage", "validate", "--base-ref", "main"]) == 1
     result = json.loads((repo / "reports/pr/data_check.json").read_text())
     assert result["error"].startswith("the data could not be prepared: ERROR: failed to reproduce prepare")
+
+
+def test_profiles_with_different_quantile_levels_are_compared_not_crashed(repo):
+    # Given an owner who changed the quantiles the profile keeps (5 instead of the base's 21),
+    head = profile()
+    levels = [0.0, 0.25, 0.5, 0.75, 1.0]
+    for column in head["columns"].values():
+        if column["kind"] == "numeric":
+            column["quantiles"] = [column["quantiles"][int(level * 20)] for level in levels]
+    head["quantile_levels"] = levels
+    (repo / "reports/data_profile.json").write_text(json.dumps(head))
+    # then drift is measured on one grid and the same data does not drift.
+    assert run_main() == 0
+    result = json.loads((repo / "reports/pr/data_check.json").read_text())
+    assert [f["value"] < 0.1 for f in result["findings"] if f["rule"] == "drift:wasserstein_std"] == [True]
+
+
+def test_a_profile_in_a_newer_format_is_refused_with_one_sentence(repo, capsys):
+    (repo / "reports/data_profile.json").write_text(json.dumps({**profile(), "format": 2}))
+    assert run_main() == 1
+    out = capsys.readouterr().out
+    assert "reports/data_profile.json is written in data_profile format 2, newer than this kit reads (1)" in out
+    assert "Traceback" not in out

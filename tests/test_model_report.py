@@ -244,3 +244,13 @@ def test_a_change_to_the_vendored_actions_is_flagged(project):
     assert build(project) == 0
     text = (project / "reports/pr/model_report.md").read_text()
     assert "changes the kit's own actions (`.github/actions/train/action.yml`)" in text
+
+
+def test_a_feature_is_found_in_the_schema_whatever_its_indentation(tmp_path):
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "schema_type: dataframe\ncolumns:\n    'odd: name':\n        dtype: str\n    size: {dtype: float}\n"
+    )
+    assert model_report.declaration_line("odd: name", schema) == 3
+    assert model_report.declaration_line("size", schema) == 5
+    assert model_report.declaration_line("missing", schema) is None

@@ -12,19 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import baseline, gha, gitrefs, trust
+from . import baseline, contract, gha, trust
 from . import markdown as md
 
-DEFAULTS: dict[str, Any] = {
-    "min_rows": 50,
-    "max_missing_share": 0.05,
-    "max_duplicate_share": 0.05,
-    "min_class_share": 0.05,
-    "drift": {"numeric_threshold": 0.25, "categorical_threshold": 0.2, "fail": True},
-}
-SCHEMA_FILE = "data/schema.yaml"
 # Floor for category shares in PSI, so a category that one branch lacks gives a large but finite value.
 PSI_FLOOR = 1e-4
 
@@ -42,25 +32,51 @@ class Finding:
 
 
 def settings(params_file: Path, base_ref: str = "") -> dict[str, Any]:
-    """The data_check settings over the defaults, from the base revision's params file when one is named.
+    """The data_check settings of the contract, from the base revision's params file when one is named.
 
     A pull request must not loosen the checks that judge it: its own settings take effect once merged.
     """
-    if base_ref:
-        text = gitrefs.show(base_ref, str(params_file))
-        params = yaml.safe_load(text) if text else {}
-    else:
-        params = yaml.safe_load(params_file.read_text(encoding="utf-8")) if params_file.is_file() else {}
-    given = (params or {}).get("data_check") or {}
-    return {**DEFAULTS, **given, "drift": {**DEFAULTS["drift"], **(given.get("drift") or {})}}
+    return contract.load(params_file, base_ref)["data_check"]
 
 
-def wasserstein_std(base: dict[str, Any], head: dict[str, Any]) -> float:
-    """Wasserstein-1 distance of two distributions from matching quantiles, in base standard deviations."""
-    distance = sum(abs(a - b) for a, b in zip(base["quantiles"], head["quantiles"], strict=True)) / len(
-        base["quantiles"]
-    )
-    return distance / (base["std"] or 1.0)
+def _levels(profile: dict[str, Any], column: dict[str, Any]) -> list[float]:
+    """The probability levels of a column's quantiles; evenly spaced when the profile does not say."""
+    levels = column.get("levels") or profile.get("quantile_levels")
+    count = len(column["quantiles"])
+    if isinstance(levels, list) and len(levels) == count:
+        return [float(level) for level in levels]
+    return [i / (count - 1) for i in range(count)] if count > 1 else [0.5]
+
+
+def _quantile(levels: list[float], values: list[float], p: float) -> float:
+    """The quantile at level p, interpolated linearly between the recorded levels."""
+    if p <= levels[0]:
+        return values[0]
+    for i in range(1, len(levels)):
+        if p <= levels[i]:
+            l0, l1, v0, v1 = levels[i - 1], levels[i], values[i - 1], values[i]
+            return v0 if l1 == l0 else v0 + (v1 - v0) * (p - l0) / (l1 - l0)
+    return values[-1]
+
+
+def wasserstein_std(
+    base: dict[str, Any],
+    head: dict[str, Any],
+    base_levels: list[float] | None = None,
+    head_levels: list[float] | None = None,
+) -> float:
+    """Wasserstein-1 distance of two distributions from their quantile functions, in base standard deviations.
+
+    The two profiles may record different quantile levels (an owner can change them): both quantile
+    functions are read on one grid of 21 levels.
+    """
+    base_levels = base_levels or _levels({}, base)
+    head_levels = head_levels or _levels({}, head)
+    grid = [i / 20 for i in range(21)]
+    gaps = [
+        abs(_quantile(base_levels, base["quantiles"], p) - _quantile(head_levels, head["quantiles"], p)) for p in grid
+    ]
+    return (sum(gaps) / len(gaps)) / (base["std"] or 1.0)
 
 
 def psi(base: dict[str, int], head: dict[str, int]) -> float:
@@ -140,7 +156,13 @@ def drift(base: dict[str, Any], head: dict[str, Any], rules: dict[str, Any]) -> 
             findings.append(Finding("drift", name, True, None, None, "new column or new type; nothing to compare with"))
             continue
         if column["kind"] == "numeric":
-            value, limit, statistic = wasserstein_std(before, column), rules["numeric_threshold"], "wasserstein_std"
+            if not before.get("quantiles") or not column.get("quantiles"):
+                findings.append(
+                    Finding("drift", name, True, None, None, "no quantiles on one side; nothing to compare")
+                )
+                continue
+            distance = wasserstein_std(before, column, _levels(base, before), _levels(head, column))
+            value, limit, statistic = distance, rules["numeric_threshold"], "wasserstein_std"
         else:
             value, limit, statistic = psi(before["counts"], column["counts"]), rules["categorical_threshold"], "psi"
         findings.append(
@@ -149,13 +171,13 @@ def drift(base: dict[str, Any], head: dict[str, Any], rules: dict[str, Any]) -> 
     return findings
 
 
-def schema_findings(check: dict[str, Any]) -> list[Finding]:
+def schema_findings(check: dict[str, Any], schema_file: str) -> list[Finding]:
     """The pipeline's schema violations as findings, one per column and rule."""
     findings = [
         Finding(f"schema:{v['rule']}", v["column"], False, v["case"], None, f"{v['split']} split breaks {v['rule']}")
         for v in check.get("violations", [])
     ]
-    return findings or [Finding("schema", "", True, None, None, f"every column matches {SCHEMA_FILE}")]
+    return findings or [Finding("schema", "", True, None, None, f"every column matches {schema_file}")]
 
 
 def render(result: dict[str, Any]) -> str:
@@ -173,10 +195,10 @@ def render(result: dict[str, Any]) -> str:
     checked = len(result["findings"])
     lines.append(f"{checked - len(failed)} of {checked} checks passed on {result['rows']} rows.")
     drifted = [f for f in result["findings"] if f["rule"].startswith("drift:") and f["value"] is not None]
+    if result.get("base_source") == "reproduced":
+        lines.append("The base commit holds no data profile, so CI reproduced it from the base's pipeline.")
     if result["base"] is None:
         lines.append("No profile of the base branch's data, so drift was not measured.")
-    elif result.get("base_source") == "reproduced":
-        lines.append("The base commit holds no data profile, so CI reproduced it from the base's pipeline.")
     elif drifted:
         moved = [f for f in drifted if f["value"] > f["threshold"]]
         largest = max(drifted, key=lambda f: f["value"])
@@ -199,8 +221,20 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_document(path: Path, kind: str) -> dict[str, Any]:
+    """A JSON file the pipeline wrote, refused with one sentence when unreadable or in a newer format."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise contract.ContractError(f"{path} cannot be read as JSON: {err}.") from None
+    contract.check_format(document, kind, str(path))
+    return document
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Reproduce the data stages, then apply every rule; returns the machine-readable result."""
+    paths = contract.load(args.params)["paths"]
+    check_file, profile_file = Path(args.check or paths["data_check"]), Path(args.profile or paths["data_profile"])
     if args.base_ref:
         # Results the pull request committed are believed only where they are the base branch's.
         trust.forget(set(trust.untrusted(args.base_ref)))
@@ -208,26 +242,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         done = subprocess.run(["dvc", "repro", args.stage], capture_output=True, text=True, check=False)
         sys.stdout.write(done.stdout + done.stderr)
         if done.returncode != 0:
-            check = json.loads(Path(args.check).read_text(encoding="utf-8")) if Path(args.check).is_file() else {}
+            check = read_document(check_file, "data_check") if check_file.is_file() else {}
             # A failing stage either found violations (reported below) or never got to check: then any
             # report on disk is the committed one, about older data, and must not pass this change.
             if not check.get("violations"):
                 tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
                 return {"passed": False, "error": f"the data could not be prepared: {' '.join(tail)}", "rows": 0}
-    if not Path(args.check).is_file() or not Path(args.profile).is_file():
-        return {"passed": False, "error": f"{args.check} or {args.profile} is missing", "rows": 0}
+    if not check_file.is_file() or not profile_file.is_file():
+        return {"passed": False, "error": f"{check_file} or {profile_file} is missing", "rows": 0}
     rules = settings(Path(args.params), args.base_ref)
-    check = json.loads(Path(args.check).read_text(encoding="utf-8"))
-    profile = json.loads(Path(args.profile).read_text(encoding="utf-8"))
-    findings = schema_findings(check) + quality(profile, rules)
-    source = baseline.resolve(args.base_ref, args.profile)
-    base = source.show_json(args.profile)
+    check = read_document(check_file, "data_check")
+    profile = read_document(profile_file, "data_profile")
+    findings = schema_findings(check, paths["schema"]) + quality(profile, rules)
+    source = baseline.resolve(args.base_ref, str(profile_file))
+    base = source.show_json(str(profile_file))
     if base is not None:
+        contract.check_format(base, "data_profile", f"the base branch's {profile_file}")
         moved = drift(base, profile, rules["drift"])
         if not rules["drift"]["fail"]:
             moved = [Finding(**{**asdict(f), "passed": True}) for f in moved]
         findings += moved
     return {
+        "format": contract.FORMATS["data_check"],
         "passed": all(f.passed for f in findings),
         "rows": profile["rows"],
         "base": args.base_ref if base is not None else None,
@@ -239,14 +275,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Check the data, write data_check.json and data_check.md, annotate failures; exit 1 when any rule fails."""
     parser = argparse.ArgumentParser(prog="python3 -m mlgitops.data_check", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--check", default="reports/data_check.json", help="schema violations the pipeline wrote")
-    parser.add_argument("--profile", default="reports/data_profile.json", help="data profile the pipeline wrote")
+    parser.add_argument("--params", default=contract.PARAMS_FILE)
+    parser.add_argument("--check", default="", help="schema violations the pipeline wrote (default: the contract's)")
+    parser.add_argument("--profile", default="", help="data profile the pipeline wrote (default: the contract's)")
     parser.add_argument("--base-ref", default="", help="git revision whose profile is the drift baseline")
     parser.add_argument("--stage", default="validate", help="DVC stage to reproduce first ('' to skip)")
     parser.add_argument("--out-dir", default="reports/pr")
     args = parser.parse_args(argv)
-    result = run(args)
+    try:
+        result = run(args)
+        schema_file = contract.load(args.params)["paths"]["schema"]
+    except contract.ContractError as err:
+        result, schema_file = {"passed": False, "error": str(err), "rows": 0}, None
     gha.save_result(args.out_dir, "data_check", result, render(result))
     if result.get("error"):
         gha.annotate("error", result["error"], title="data-check")
@@ -254,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not finding["passed"]:
             where = f"column {finding['column']!r}: " if finding["column"] else ""
             gha.annotate(
-                "error", f"{where}{finding['rule']}: {finding['message']}", file=SCHEMA_FILE, title="data-check"
+                "error", f"{where}{finding['rule']}: {finding['message']}", file=schema_file, title="data-check"
             )
     gha.set_output("passed", str(result["passed"]).lower())
     return 0 if result["passed"] else 1

@@ -15,13 +15,12 @@ from typing import Any
 
 import yaml
 
-from . import baseline, gha, gitrefs
+from . import baseline, contract, gha, gitrefs
 from . import markdown as md
 
-DEFAULTS: dict[str, Any] = {"tolerance": {"default": 0.01}, "lower_is_better": ["log_loss"], "max_majority_share": 0.95}
 TOP_FEATURES = 10
 # Sections of params.yaml that configure the gate rather than the pipeline: read from the base branch.
-GATE_SETTINGS = ("report.", "data_check.")
+GATE_SETTINGS = (f"{contract.SECTION}.", "report.", "data_check.")
 # The kit's own code inside a project with vendored actions: a pull request that changes it runs its own gate.
 KIT_PATHS = (".github/actions/",)
 
@@ -40,9 +39,8 @@ class MetricRow:
 
 
 def settings(params: dict[str, Any]) -> dict[str, Any]:
-    """The report settings from params.yaml over the defaults."""
-    given = params.get("report") or {}
-    return {**DEFAULTS, **given, "tolerance": {**DEFAULTS["tolerance"], **(given.get("tolerance") or {})}}
+    """The report settings of the contract in parsed params.yaml, over the kit's defaults."""
+    return contract.from_params(params)["report"]
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -115,24 +113,35 @@ def prediction_guard(confusion_csv: Path, max_share: float) -> tuple[bool, str, 
     )
 
 
+def declaration_line(feature: str, schema_file: Path) -> int | None:
+    """The line of the schema file whose key declares the feature under `columns`, read from the YAML itself."""
+    try:
+        root = yaml.compose(schema_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    columns = next((value for key, value in root.value if key.value == "columns"), None)
+    if not isinstance(columns, yaml.MappingNode):
+        return None
+    return next((key.start_mark.line + 1 for key, _ in columns.value if key.value == feature), None)
+
+
 def declared_by(feature: str, schema_file: Path) -> str:
-    """Who last changed the line of data/schema.yaml that declares the feature, from git blame."""
-    if not schema_file.is_file():
+    """Who last changed the line of the schema file that declares the feature, from git blame."""
+    number = declaration_line(feature, schema_file) if schema_file.is_file() else None
+    if number is None:
         return ""
-    wanted = {f"  {feature}:", f"  '{feature}':", f'  "{feature}":'}
-    for number, line in enumerate(schema_file.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.rstrip() in wanted:
-            blame = subprocess.run(
-                ["git", "blame", "--porcelain", "-L", f"{number},{number}", "--", str(schema_file)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            fields = dict(
-                line.split(" ", 1) for line in blame.stdout.splitlines() if line.startswith(("author ", "author-time "))
-            )
-            return fields.get("author", "")
-    return ""
+    blame = subprocess.run(
+        ["git", "blame", "--porcelain", "-L", f"{number},{number}", "--", str(schema_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    fields = dict(
+        line.split(" ", 1) for line in blame.stdout.splitlines() if line.startswith(("author ", "author-time "))
+    )
+    return fields.get("author", "")
 
 
 def mermaid_label(value: str) -> str:
@@ -271,6 +280,9 @@ def read_json(path: Path) -> Any:
 def collect(args: argparse.Namespace) -> Inputs:
     """Read this run's results and the base branch's; the gate's settings come from the base branch."""
     params = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
+    paths = contract.from_params(params)["paths"]
+    for name in ("metrics", "confusion", "importance", "schema"):
+        setattr(args, name, getattr(args, name) or paths[name])
     base_params_text = gitrefs.show(args.base_ref, args.params) if args.base_ref else None
     base_params = (yaml.safe_load(base_params_text) or {}) if base_params_text else None
     # A pull request must not loosen its own gate: its settings take effect once merged.
@@ -420,18 +432,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--head-label", default="", help="what this report is about, e.g. the branch name (shown escaped)"
     )
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--metrics", default="metrics.json")
-    parser.add_argument("--confusion", default="plots/confusion.csv")
-    parser.add_argument("--importance", default="plots/importance.csv")
-    parser.add_argument("--schema", default="data/schema.yaml")
+    parser.add_argument("--params", default=contract.PARAMS_FILE)
+    parser.add_argument("--metrics", default="", help="default: the contract's path")
+    parser.add_argument("--confusion", default="", help="default: the contract's path")
+    parser.add_argument("--importance", default="", help="default: the contract's path")
+    parser.add_argument("--schema", default="", help="default: the contract's path")
     parser.add_argument("--sections", default="reports/pr", help="folder with data_check.* and train.* of this run")
     parser.add_argument("--out-dir", default="reports/pr")
     parser.add_argument("--require-sections", action="store_true", help="fail the gate if a step left no result")
     parser.add_argument("--pull-request", default="", help="number of the pull request, saved for the comment workflow")
     parser.add_argument("--head-sha", default="", help="commit the report is about, saved for the comment workflow")
     args = parser.parse_args(argv)
-    report, gate = build(args)
+    try:
+        report, gate = build(args)
+    except contract.ContractError as err:
+        gha.annotate("error", str(err), title="model-report gate")
+        return 1
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if args.pull_request:

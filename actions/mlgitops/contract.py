@@ -1,0 +1,120 @@
+"""The contract between the kit and a project: the `mlgitops:` section of params.yaml and the formats both sides write.
+
+The project declares there the files its stages write and the settings of the checks that judge a
+pull request; no stage lists the section as a DVC parameter, so changing it re-runs nothing. Values
+a project leaves out take the defaults below, the one place the kit's defaults live.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import gitrefs
+
+SECTION = "mlgitops"
+PARAMS_FILE = "params.yaml"
+DEFAULTS: dict[str, Any] = {
+    "paths": {
+        "train": "data/prepared/train.csv",
+        "test": "data/prepared/test.csv",
+        "schema": "data/schema.yaml",
+        "data_check": "reports/data_check.json",
+        "data_profile": "reports/data_profile.json",
+        "model": "models/model.joblib",
+        "model_meta": "models/model.json",
+        "metrics": "metrics.json",
+        "confusion": "plots/confusion.csv",
+        "importance": "plots/importance.csv",
+    },
+    "data_check": {
+        "min_rows": 50,
+        "max_missing_share": 0.05,
+        "max_duplicate_share": 0.05,
+        "min_class_share": 0.05,
+        "drift": {"numeric_threshold": 0.25, "categorical_threshold": 0.2, "fail": True},
+    },
+    "report": {
+        "tolerance": {"default": 0.01},
+        "lower_is_better": ["log_loss"],
+        "max_majority_share": 0.95,
+    },
+}
+# The newest version of each file format the two sides exchange that this kit reads.
+FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
+
+
+class ContractError(ValueError):
+    """A contract or exchanged file the kit cannot use; the message is one sentence for the user."""
+
+
+def _merge(defaults: Any, given: Any, where: str) -> Any:
+    """Given values over the defaults, keeping the defaults' shape and refusing values of the wrong kind."""
+    if isinstance(defaults, dict):
+        if given is None:
+            return copy.deepcopy(defaults)
+        if not isinstance(given, dict):
+            raise ContractError(f"{where} in {PARAMS_FILE} must be a mapping, got {given!r}.")
+        merged = {key: _merge(value, given.get(key), f"{where}.{key}") for key, value in defaults.items()}
+        if where.endswith(".tolerance"):  # per-metric tolerances beside the default
+            merged |= {key: _number(value, f"{where}.{key}") for key, value in given.items() if key not in defaults}
+        return merged
+    if given is None:
+        return copy.deepcopy(defaults)
+    if isinstance(defaults, bool):
+        if not isinstance(given, bool):
+            raise ContractError(f"{where} in {PARAMS_FILE} must be true or false, got {given!r}.")
+        return given
+    if isinstance(defaults, int | float):
+        return _number(given, where)
+    if isinstance(defaults, list):
+        if not isinstance(given, list) or not all(isinstance(item, str) for item in given):
+            raise ContractError(f"{where} in {PARAMS_FILE} must be a list of names, got {given!r}.")
+        return given
+    if not isinstance(given, str) or not given.strip():
+        raise ContractError(f"{where} in {PARAMS_FILE} must be a non-empty path, got {given!r}.")
+    return given
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ContractError(f"{where} in {PARAMS_FILE} must be a number of at least 0, got {value!r}.")
+    return value
+
+
+def from_params(params: Any) -> dict[str, Any]:
+    """The contract from parsed params.yaml; projects made before the section existed keep their top-level settings."""
+    params = params if isinstance(params, dict) else {}
+    given = params.get(SECTION)
+    if given is None:
+        given = {key: params[key] for key in ("data_check", "report") if key in params}
+    return _merge(DEFAULTS, given, SECTION)
+
+
+def from_text(text: str | None) -> dict[str, Any]:
+    """The contract from params.yaml's text (the defaults when there is none)."""
+    try:
+        return from_params(yaml.safe_load(text) if text else {})
+    except yaml.YAMLError as err:
+        raise ContractError(f"{PARAMS_FILE} is not valid YAML: {str(err).splitlines()[0]}.") from None
+
+
+def load(params_file: Path | str = PARAMS_FILE, ref: str = "") -> dict[str, Any]:
+    """The contract from the workspace's params file, or from the revision `ref` holds when one is named."""
+    if ref:
+        return from_text(gitrefs.show(ref, str(params_file)))
+    path = Path(params_file)
+    return from_text(path.read_text(encoding="utf-8") if path.is_file() else None)
+
+
+def check_format(document: Any, kind: str, source: str) -> None:
+    """Refuse a file written in a newer format than this kit reads; a file without a version is version 1."""
+    version = document.get("format", 1) if isinstance(document, dict) else 1
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMATS[kind]:
+        raise ContractError(
+            f"{source} is written in {kind} format {version!r}, newer than this kit reads "
+            f"({FORMATS[kind]}); update the kit's actions."
+        )
