@@ -54,7 +54,7 @@ def test_model_metadata_without_a_format_reads_as_format_1(workdir):
 
 def test_model_metadata_of_a_newer_format_is_refused(workdir):
     (workdir / "model.json").write_text(json.dumps({"format": train.META_FORMAT + 1}), encoding="utf-8")
-    with pytest.raises(ValueError, match="has format 2, newer than the 1 this code reads"):
+    with pytest.raises(ValueError, match="has format 2, but this code reads formats up to 1"):
         registry.read_meta(workdir / "model.json")
 
 

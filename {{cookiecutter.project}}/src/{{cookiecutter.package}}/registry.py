@@ -22,7 +22,7 @@ def read_meta(path: Path = META_FILE) -> dict[str, Any]:
     # model.json files written before the format was recorded have the layout of format 1.
     found = meta.get("format", 1)
     if not isinstance(found, int) or found > META_FORMAT:
-        raise ValueError(f"{path} has format {found!r}, newer than the {META_FORMAT} this code reads; update the code.")
+        raise ValueError(f"{path} has format {found!r}, but this code reads formats up to {META_FORMAT}; update it.")
     return meta
 
 
