@@ -27,6 +27,30 @@ def write_churn_csv(path: Path, rows: int = 200) -> Path:
     return path
 
 
+def write_penguins_csv(path: Path, rows: int = 200) -> Path:
+    """A dataset shaped like palmer penguins: string categories, and NA in some numeric and categorical columns."""
+    rng = random.Random(11)
+    # species: (islands it lives on, mean bill length, bill depth, flipper length, body mass)
+    species = {
+        "Adelie": (["Biscoe", "Dream", "Torgersen"], 38.8, 18.3, 190.0, 3700.0),
+        "Chinstrap": (["Dream"], 48.8, 18.4, 196.0, 3733.0),
+        "Gentoo": (["Biscoe"], 47.5, 15.0, 217.0, 5076.0),
+    }
+    lines = ["species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex"]
+    for i in range(rows):
+        name = list(species)[i % len(species)]
+        islands, length, depth, flipper, mass = species[name]
+        bill = [f"{rng.gauss(length, 2.5):.1f}", f"{rng.gauss(depth, 0.8):.1f}"]
+        # Like the real data: a few birds were not measured, and more were not sexed.
+        if i % 23 == 5:
+            bill = ["NA", "NA"]
+        sex = "NA" if i % 17 == 3 else rng.choice(["female", "male"])
+        row = [name, rng.choice(islands), *bill, f"{rng.gauss(flipper, 6):.0f}", f"{rng.gauss(mass, 400):.0f}", sex]
+        lines.append(",".join(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def churn_csv(tmp_path: Path) -> Path:
     return write_churn_csv(tmp_path / "churn.csv")

@@ -14,3 +14,13 @@ def client_errors_explain_themselves(ctx, response, case):
         body = response.json()
         assert isinstance(body, dict) and str(body.get("error", "")).strip(), f"no readable error in {body!r}"
         assert "Traceback" not in response.text
+
+
+@schemathesis.check
+def schema_valid_predictions_are_accepted(ctx, response, case):
+    """A /predict body that the published schema allows (declared categories, nulls where nullable) gets 200."""
+    # Requests without a body are left out: BentoML's description does not mark the body as required.
+    if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return
+    if case.path == "/predict":
+        assert response.status_code == 200, f"a schema-valid request was refused: {response.text[:500]}"

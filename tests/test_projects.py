@@ -7,12 +7,13 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import COOKIECUTTER_JSON, ROOT, write_churn_csv
+from conftest import COOKIECUTTER_JSON, ROOT, write_churn_csv, write_penguins_csv
 from demo import bake, build_bento, first_test_instance, post, project_env, serve, sh
 from test_bake import MATRIX, matrix_id, options_context
 
@@ -62,16 +63,28 @@ def test_baked_project_passes_its_own_gates(tmp_path, options):
     assert tag.startswith(f"{project.name}:")
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The default project, baked and built, its Bento served on 127.0.0.1 without access to the source tree."""
-    root = tmp_path_factory.mktemp("served")
-    project = bake(root / "out")
+def bake_and_serve(root: Path, **answers: object) -> Iterator[tuple[Path, dict[str, str], str, str]]:
+    """Bake and build a project, then serve its Bento on 127.0.0.1 without access to the source tree."""
+    project = bake(root / "out", **answers)
     env = project_env(project, root / "bentoml")
     tag = build_bento(project, env)
     serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     with serve(tag, root, serve_env) as url:
         yield project, env, tag, url
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The default project, served."""
+    yield from bake_and_serve(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def served_penguins(tmp_path_factory):
+    """A project of penguin-like data (string categories, gaps in numbers and categories), served."""
+    root = tmp_path_factory.mktemp("penguins")
+    csv = write_penguins_csv(root / "penguins.csv")
+    yield from bake_and_serve(root, dataset="csv", csv_path=str(csv), target_column="species", project_name="Penguins")
 
 
 def test_served_bento_predicts_with_the_pinned_model(served):
@@ -102,6 +115,34 @@ def test_served_bento_rejects_invalid_instances_with_400(served, mutate, message
     status, answer = post(f"{url}/predict", {"instances": [mutate(first_test_instance(project, env))]})
     assert status == 400
     assert message in json.dumps(answer)
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        ({}, None),
+        ({"sex": None, "bill_length_mm": None, "bill_depth_mm": None}, None),
+        ({"island": "Atlantis"}, ("island", "Input should be one of 'Biscoe', 'Dream', 'Torgersen'")),
+        ({"sex": "MALE"}, ("sex", "Input should be one of 'female', 'male'")),
+        ({"island": None}, ("island", "Input should be one of 'Biscoe', 'Dream', 'Torgersen'")),
+        ({"body_mass_g": None}, ("body_mass_g", "Input should be a valid number")),
+    ],
+    ids=["known-categories", "null-where-nullable", "unknown-island", "unknown-sex", "null-island", "null-body-mass"],
+)
+def test_served_bento_holds_requests_to_the_declared_schema(served_penguins, change, refused):
+    # Given the example request of a project whose schema declares categories and nullable columns
+    project, env, _tag, url = served_penguins
+    instance = first_test_instance(project, env)
+    # When one value changes
+    status, answer = post(f"{url}/predict", {"instances": [{**instance, **change}]})
+    # Then the service answers as the schema says, naming the field and the allowed values when it refuses
+    if refused is None:
+        assert status == 200, answer
+        assert len(answer["predictions"]) == 1
+    else:
+        assert status == 400, answer
+        [error] = answer["detail"]
+        assert (error["loc"][-1], error["msg"]) == refused
 
 
 @pytest.mark.parametrize(
@@ -199,11 +240,12 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     assert log.count("Job succeeded") == 2
 
 
-def test_fuzzing_the_openapi_description_finds_no_server_error(served, tmp_path):
-    """Schemathesis generates over a thousand requests from /docs.json: no 5xx, and refusals explain themselves."""
-    _project, env, _tag, url = served
-    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "600", "--seed", "1", "--workers", "1"]
-    command += ["--checks", "not_a_server_error,client_errors_explain_themselves"]
+def test_fuzzing_the_openapi_description_finds_no_server_error(served_penguins, tmp_path):
+    """Over a thousand requests generated from /docs.json: no 5xx, refusals explain themselves, valid ones pass."""
+    # The penguin project's description has numbers, declared categories and nullable fields of both kinds.
+    _project, env, _tag, url = served_penguins
+    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "900", "--seed", "1", "--workers", "1"]
+    command += ["--checks", "not_a_server_error,client_errors_explain_themselves,schema_valid_predictions_are_accepted"]
     fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
     # Run in tmp_path: schemathesis keeps its example database in the working directory.
     result = subprocess.run(command, cwd=tmp_path, env=fuzz_env, capture_output=True, text=True, timeout=900)

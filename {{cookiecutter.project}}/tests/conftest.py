@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package }} import data
+from {{ cookiecutter.package }} import data, schema
 from {{ cookiecutter.package }}.params import DataParams, ModelParams
 
 
@@ -25,6 +25,12 @@ def frame() -> pd.DataFrame:
             "label": ["big" if i % 10 >= 5 else "small" for i in range(rows)],
         }
     )
+
+
+@pytest.fixture
+def declared(frame):
+    """The schema the project would declare for the frame."""
+    return schema.infer(frame, "label")
 
 
 @pytest.fixture

@@ -6,16 +6,17 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.package }} import serving, train
+from {{ cookiecutter.package }} import data, schema, serving, train
 
 FEATURES = [
-    {"name": "size", "kind": "numeric"},
-    {"name": "colour", "kind": "categorical", "categories": ["blue", "red"]},
+    {"name": "size", "kind": "numeric", "nullable": False},
+    {"name": "colour", "kind": "categorical", "nullable": False, "categories": ["blue", "red"]},
 ]
+NULLABLE = [{**feature, "nullable": True} for feature in FEATURES]
 
 
-def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params):
-    train.train(prepared[0], "label", model_params, seed=0)
+def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params, declared):
+    train.train(prepared[0], "label", model_params, seed=0, declared=declared)
     model = train.joblib.load(train.MODEL_FILE)
     instance = serving.instance_model(FEATURES).model_validate({"size": 9.0, "colour": "red"})
     [prediction] = serving.predict(model, [instance], ["size", "colour"])
@@ -31,13 +32,82 @@ def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_para
         {"size": float("nan"), "colour": "red"},
         {"size": 1.0, "colour": "red", "extra": 1},
         {"size": 1.0, "colour": None},
+        {"size": None, "colour": "red"},
+        {"size": 1.0, "colour": "green"},
         {"size": 1.7e308, "colour": "red"},
     ],
-    ids=["missing", "not-a-number", "nan", "unknown-field", "null", "beyond-magnitude-guard"],
+    ids=[
+        "missing",
+        "not-a-number",
+        "nan",
+        "unknown-field",
+        "null-category",
+        "null-number",
+        "unknown-category",
+        "beyond-magnitude-guard",
+    ],
 )
 def test_invalid_instance_is_rejected(payload):
     with pytest.raises(ValidationError):
         serving.instance_model(FEATURES).model_validate(payload)
+
+
+def test_unknown_category_is_refused_naming_the_field_and_the_allowed_values():
+    with pytest.raises(ValidationError) as refused:
+        serving.instance_model(FEATURES).model_validate({"size": 1.0, "colour": "green"})
+    [error] = refused.value.errors()
+    assert error["loc"] == ("colour",)
+    assert error["msg"] == "Input should be one of 'blue', 'red'"
+
+
+def test_a_long_list_of_allowed_values_is_shortened_in_the_error():
+    shades = [f"shade{i:02}" for i in range(30)]
+    features = [{"name": "shade", "kind": "categorical", "nullable": False, "categories": shades}]
+    with pytest.raises(ValidationError, match=r"'shade09' and 20 more \(see /docs\)"):
+        serving.instance_model(features).model_validate({"shade": "shade99"})
+
+
+def test_allowed_values_are_published_in_the_request_schema():
+    properties = serving.instance_model(NULLABLE).model_json_schema(by_alias=True)["properties"]
+    assert {"enum": ["blue", "red"], "type": "string"} in properties["colour"]["anyOf"]
+    assert {"type": "null"} in properties["size"]["anyOf"]
+
+
+def test_text_feature_without_declared_values_accepts_any_short_text():
+    features = [{"name": "note", "kind": "categorical", "nullable": False}]
+    assert serving.instance_model(features).model_validate({"note": "anything at all"})
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        serving.instance_model(features).model_validate({"note": "x" * 201})
+
+
+def test_nullable_features_accept_null():
+    instance = serving.instance_model(NULLABLE).model_validate({"size": None, "colour": None})
+    assert instance.model_dump(by_alias=True) == {"size": None, "colour": None}
+
+
+@pytest.fixture
+def gappy_model(workdir, frame, data_params, model_params):
+    """A model trained on data where some sizes and colours are missing, and red is the commonest colour."""
+    frame.loc[frame.index % 8 == 0, "colour"] = "red"
+    frame.loc[frame.index % 10 == 3, "size"] = None
+    frame.loc[frame.index % 10 == 4, "colour"] = None
+    frame.to_csv(workdir / "data.csv", index=False)
+    train_csv, _ = data.prepare(data_params)
+    train.train(train_csv, "label", model_params, seed=0, declared=schema.infer(frame, "label"))
+    return train.joblib.load(train.MODEL_FILE)
+
+
+def test_null_features_are_imputed_by_the_model_as_in_training(gappy_model):
+    # Given a model trained with gaps, and requests that leave the colour or the size out
+    instance = serving.instance_model(NULLABLE).model_validate
+
+    # When each is predicted on its own (a column of nothing but nulls is where a None would slip through)
+    def predict(payload):
+        return serving.predict(gappy_model, [instance(payload)], ["size", "colour"])[0]
+
+    # Then a missing colour counts as the commonest one, as the imputer learned, not as an unknown value
+    assert predict({"size": 7.0, "colour": None}) == predict({"size": 7.0, "colour": "red"})
+    assert predict({"size": None, "colour": "red"}).label in {"big", "small"}
 
 
 def run_asgi(app, content_type: bytes) -> list[dict]:

@@ -46,7 +46,8 @@ def cmd_train(_args: argparse.Namespace) -> int:
     from . import train
 
     params = load_params()
-    meta, seconds = train.train(data.TRAIN_FILE, params.data.target, params.model, params.data.seed)
+    declared = schema.load()
+    meta, seconds = train.train(data.TRAIN_FILE, params.data.target, params.model, params.data.seed, declared)
     print(f"trained {meta['family']} on {meta['train_rows']} rows in {seconds:.2f} s")
     return 0
 

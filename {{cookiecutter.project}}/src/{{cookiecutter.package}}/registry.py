@@ -9,7 +9,7 @@ from typing import Any
 
 import bentoml
 
-from .train import META_FILE, MODEL_FILE, sha256
+from .train import META_FILE, META_FORMAT, MODEL_FILE, sha256
 
 MODEL_NAME = "{{ cookiecutter.project }}"
 
@@ -18,7 +18,12 @@ def read_meta(path: Path = META_FILE) -> dict[str, Any]:
     """The metadata the train stage wrote next to the model."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `dvc repro` to train the model first.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    # model.json files written before the format was recorded have the layout of format 1.
+    found = meta.get("format", 1)
+    if not isinstance(found, int) or found > META_FORMAT:
+        raise ValueError(f"{path} has format {found!r}, but this code reads formats up to {META_FORMAT}; update it.")
+    return meta
 
 
 def tag_for(meta: dict[str, Any]) -> str:

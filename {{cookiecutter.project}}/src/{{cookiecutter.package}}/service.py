@@ -1,6 +1,5 @@
 """The BentoML service: validated JSON in, labels and class probabilities out, from one pinned model."""
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ class Classifier:
     model_ref = bentoml.models.BentoModel(TAG)
 
     def __init__(self) -> None:
-        self.meta = json.loads(Path(self.model_ref.path_of("model.json")).read_text(encoding="utf-8"))
+        self.meta = read_meta(Path(self.model_ref.path_of("model.json")))
         model_file = Path(self.model_ref.path_of("model.joblib"))
         if sha256(model_file) != self.meta["sha256"]:
             raise RuntimeError(f"the stored model {TAG} does not match its digest; refusing to serve it")

@@ -7,7 +7,7 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import pandas as pd
@@ -21,20 +21,32 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .params import ModelParams
 
+if TYPE_CHECKING:
+    # Only for the type: the service imports this module and ships without pandera.
+    import pandera.pandas as pa
+
 MODEL_FILE = Path("models/model.joblib")
 META_FILE = Path("models/model.json")
+# The layout of model.json; readers refuse a newer one instead of misreading it.
+META_FORMAT = 1
 ESTIMATORS = {"logistic_regression": LogisticRegression, "random_forest": RandomForestClassifier}
 
 
-def features_of(frame: pd.DataFrame, target: str) -> list[dict[str, Any]]:
-    """Describe each feature column as numeric or categorical, in training order."""
+def features_of(frame: pd.DataFrame, target: str, declared: pa.DataFrameSchema) -> list[dict[str, Any]]:
+    """Describe each feature in training order: its kind, whether it may be missing, and its declared categories."""
     described = []
     for name in frame.columns.drop(target):
-        if pd.api.types.is_numeric_dtype(frame[name]):
-            described.append({"name": str(name), "kind": "numeric"})
-        else:
-            categories = sorted(frame[name].dropna().astype(str).unique())
-            described.append({"name": str(name), "kind": "categorical", "categories": categories})
+        if name not in declared.columns:
+            raise ValueError(f"feature {name!r} is not declared in the data schema; declare it before training.")
+        column = declared.columns[name]
+        feature: dict[str, Any] = {"name": str(name), "kind": "numeric", "nullable": bool(column.nullable)}
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            feature["kind"] = "categorical"
+            allowed = [check.statistics["allowed_values"] for check in column.checks if check.name == "isin"]
+            # A text column declared without its values (too many to list) stays free text when served.
+            if allowed:
+                feature["categories"] = sorted(str(value) for value in allowed[0])
+        described.append(feature)
     return described
 
 
@@ -63,10 +75,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train(train_csv: Path, target: str, params: ModelParams, seed: int) -> tuple[dict[str, Any], float]:
+def train(
+    train_csv: Path, target: str, params: ModelParams, seed: int, declared: pa.DataFrameSchema
+) -> tuple[dict[str, Any], float]:
     """Fit on the training split, save model and metadata; return the metadata and the seconds fitting took."""
     frame = pd.read_csv(train_csv)
-    features = features_of(frame, target)
+    features = features_of(frame, target, declared)
     model = build(params, features, seed)
     started = time.perf_counter()
     model.fit(frame.drop(columns=[target]), frame[target].astype(str))
@@ -74,6 +88,7 @@ def train(train_csv: Path, target: str, params: ModelParams, seed: int) -> tuple
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, MODEL_FILE)
     meta = {
+        "format": META_FORMAT,
         "sha256": sha256(MODEL_FILE),
         "family": params.family,
         "hyperparameters": params.hyperparameters,
