@@ -203,14 +203,14 @@ def first_run(project_dir: Path, package: str) -> bool:
     return True
 
 
-def post_gen(answers: dict, project_dir: Path) -> int:
+def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
     """Hook entry point: bring in the data and actions, init git, reproduce the baseline, commit."""
     if answers["dataset"] == "csv":
         target = project_dir / "data" / "raw" / "dataset.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(answers["csv_path"]).expanduser(), target)
     if answers["actions_source"] == "vendored":
-        vendor_actions(Path(answers["_repo_dir"]), project_dir)
+        vendor_actions(template_dir, project_dir)
     if shutil.which("git") is None:
         print(
             "warning: git is not installed; run `git init -b main`, `make repro` and commit yourself.", file=sys.stderr

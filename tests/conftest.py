@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,27 @@ def fast_bake(cookies):
         return result.project_path
 
     return bake
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    """A git repository of the template as this working tree holds it: what a user clones or downloads."""
+    repo = tmp_path_factory.mktemp("template") / "mlgitops"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        # Deleted files are still listed, and a symlinked .venv is not part of the template.
+        if source.is_file() and not source.is_symlink():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "--all"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "Template"], cwd=repo, check=True)
+    return repo

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -91,6 +93,25 @@ def tracked_files(project: Path) -> set[str]:
     return set(out.splitlines())
 
 
+def write_cookiecutter_config(folder: Path, github: Path | None = None) -> Path:
+    """A cookiecutter config that keeps clones and replays in folder, not the home folder; gh: may name github."""
+    config: dict = {"cookiecutters_dir": str(folder / "clones"), "replay_dir": str(folder / "replay")}
+    if github is not None:
+        config["abbreviations"] = {"gh": f"{github.as_uri()}/{{0}}.git"}
+    path = folder / "cookiecutter.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run_cookiecutter(
+    template: str, cwd: Path, config: Path, *answers: str, python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
+    """`cookiecutter --no-input TEMPLATE --output-dir out ANSWERS...`, typed in cwd."""
+    command = [python, "-m", "cookiecutter", "--no-input", "--config-file", str(config), template]
+    command += ["--output-dir", "out", *answers]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=900)
+
+
 def options_context(options: dict, csv_path: Path) -> dict:
     context = dict(options)
     if options["dataset"] == "csv":
@@ -125,6 +146,27 @@ def test_baked_files_are_rendered_and_parse(fast_bake, churn_csv, options):
             tomllib.loads(text)
         elif path.suffix == ".json":
             json.loads(text)
+
+
+@pytest.mark.parametrize("way", ["relative-path", "absolute-path", "gh-abbreviation", "git-archive-zip"])
+def test_every_documented_way_to_bake_writes_the_project(tmp_path, template_repo, way):
+    # Given the template as a folder, on "GitHub" (a bare clone that gh: is mapped to) and as a `git archive` zip,
+    github = tmp_path / "github"
+    subprocess.run(["git", "clone", "-q", "--bare", str(template_repo), str(github / "octo/mlgitops.git")], check=True)
+    archive = ["git", "archive", "--format=zip", "--prefix=mlgitops/", "-o", str(tmp_path / "mlgitops.zip"), "HEAD"]
+    subprocess.run(archive, cwd=template_repo, check=True)
+    template = {
+        "relative-path": os.path.relpath(ROOT, tmp_path),
+        "absolute-path": str(ROOT),
+        "gh-abbreviation": "gh:octo/mlgitops",
+        "git-archive-zip": "mlgitops.zip",
+    }[way]
+    # when cookiecutter is given it the way the README says,
+    config = write_cookiecutter_config(tmp_path, github)
+    result = run_cookiecutter(template, tmp_path, config, "_reproduce_baseline=false")
+    # then the hooks find their module and the whole project is written and committed.
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tracked_files(tmp_path / "out" / "cancer-classifier") == expected_files(MATRIX[0])
 
 
 def test_bake_makes_one_commit_on_main(fast_bake):

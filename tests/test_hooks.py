@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import jinja2
 import pytest
 
 import bake
+import template_dir
+from conftest import ROOT
 
 HOSTILE_BUT_VALID = [
     "Quote \"double\" and 'single'",
@@ -117,7 +120,7 @@ def test_hook_scripts_are_valid_python_before_rendering(script):
 def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bake, "can_reproduce", lambda: False)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
-    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path) == 0
+    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0
     assert "run `make repro`" in capsys.readouterr().err
     log = bake.subprocess.run(["git", "log", "--format=%s"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert log.strip() == "Create project from template"
@@ -130,6 +133,14 @@ def test_post_gen_keeps_the_project_when_the_first_run_fails(answers, tmp_path, 
     monkeypatch.setattr(bake, "can_reproduce", lambda: True)
     monkeypatch.setattr(bake, "reproduce_baseline", broken)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
-    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path) == 0
+    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0
     assert "the first pipeline run failed" in capsys.readouterr().err
     assert (tmp_path / "README.md").exists()
+
+
+def test_hooks_are_rendered_with_the_template_folder_cookiecutter_works_in(tmp_path, monkeypatch):
+    # Given cookiecutter working in the template's folder, as it does while it renders hooks,
+    monkeypatch.chdir(tmp_path)
+    environment = jinja2.Environment(extensions=[template_dir.TemplateDirExtension])
+    # when a hook asks for the template's folder, then it gets that folder as an absolute path.
+    assert environment.from_string("{{ template_dir() }}").render() == str(tmp_path)
