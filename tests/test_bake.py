@@ -17,7 +17,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from conftest import COOKIECUTTER_JSON, ROOT
-from test_hooks import HOSTILE_BUT_VALID
+from test_hooks import HOSTILE_BUT_VALID, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -251,6 +251,24 @@ def test_bad_answer_stops_the_bake_with_its_reason_and_writes_nothing(cookies, c
     assert result.exit_code != 0
     assert message in capfd.readouterr().err
     assert result.project_path is None or not result.project_path.exists()
+
+
+@pytest.mark.parametrize(("labels", "message"), UNSPLITTABLE_LABELS, ids=UNSPLITTABLE_IDS)
+def test_csv_the_split_cannot_use_stops_the_bake_and_writes_nothing(tmp_path, labels, message):
+    # Given a CSV whose labels a stratified train/test split cannot use,
+    path = write_labels_csv(tmp_path / "labels.csv", labels)
+    answers = ["dataset=csv", f"csv_path={path}", "target_column=churned"]
+    # when cookiecutter bakes it,
+    result = run_cookiecutter(str(ROOT), tmp_path, write_cookiecutter_config(tmp_path), *answers)
+    # then the bake stops with the reason, and no file of the project was written.
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_params_split_at_the_test_size_the_answers_were_checked_against(fast_bake):
+    params = yaml.safe_load((fast_bake() / "params.yaml").read_text(encoding="utf-8"))
+    assert params["data"]["test_size"] == COOKIECUTTER_JSON["_test_size"]
 
 
 def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, fast_bake):

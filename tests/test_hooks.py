@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jinja2
 import pytest
 
@@ -93,6 +95,50 @@ def test_bad_csv_is_rejected_with_one_sentence(answers, tmp_path, content, messa
     with pytest.raises(bake.AnswerError, match=message) as caught:
         bake.validate(csv_answers(answers, path))
     assert "\n" not in str(caught.value)
+
+
+def write_labels_csv(path, labels):
+    """A CSV with one feature and the given labels in the `churned` column."""
+    path.write_text("a,churned\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels)), encoding="utf-8")
+    return path
+
+
+# Labels a stratified train/test split cannot use, and what the refusal says.
+UNSPLITTABLE_LABELS = [
+    (["yes", "no"] * 30 + ["", "NA", "null"], "target_column 'churned' has no label in 3 of its 63 rows"),
+    (["yes"] * 60, "target_column 'churned' has a single class ('yes')"),
+    (["yes", "no"] * 30 + ["maybe"], "target_column 'churned' has class 'maybe' in a single row"),
+    ([f"c{i % 20}" for i in range(60)], "has 20 classes but the 25% test split of 60 rows holds 15"),
+]
+UNSPLITTABLE_IDS = ["missing-labels", "one-class", "class-of-one-row", "more-classes-than-test-rows"]
+
+
+@pytest.mark.parametrize(("labels", "message"), UNSPLITTABLE_LABELS, ids=UNSPLITTABLE_IDS)
+def test_labels_the_split_cannot_use_are_rejected_with_one_sentence(answers, tmp_path, labels, message):
+    path = write_labels_csv(tmp_path / "labels.csv", labels)
+    with pytest.raises(bake.AnswerError, match=re.escape(message)) as caught:
+        bake.validate(csv_answers(answers, path))
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith(".")
+
+
+@pytest.mark.parametrize("missing", sorted(bake.MISSING_VALUES))
+def test_every_string_pandas_reads_as_missing_is_a_missing_label(answers, tmp_path, missing):
+    path = write_labels_csv(tmp_path / "labels.csv", ["yes", "no"] * 30 + [missing])
+    with pytest.raises(bake.AnswerError, match="has no label in 1 of its 61 rows"):
+        bake.validate(csv_answers(answers, path))
+
+
+def test_missing_label_strings_are_exactly_the_ones_pandas_reads_as_missing():
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    assert bake.MISSING_VALUES == STR_NA_VALUES
+
+
+def test_the_smallest_csv_the_split_can_use_is_accepted(answers, tmp_path):
+    # 52 rows: a 25% test split holds 13, one per class.
+    path = write_labels_csv(tmp_path / "labels.csv", [f"c{i % 13}" for i in range(52)])
+    bake.validate(csv_answers(answers, path))
 
 
 def test_missing_csv_is_rejected(answers, tmp_path):
