@@ -220,15 +220,14 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{result.stdout}{result.stderr}")
 
 
-def reproduce_baseline(project_dir: Path, package: str) -> None:
-    """Declare the data schema from the data and run the pipeline once, so the first commit holds a baseline."""
+def reproduce_baseline(project_dir: Path) -> None:
+    """Run the pipeline once (its `schema` stage declares the data schema), so the first commit holds a baseline."""
     env = dict(os.environ)
     # DVC stages call `python`: put this interpreter's folder first on PATH (a virtual environment, as
     # cookiecutter is usually run from one, has `python` there), with the package importable before any install.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_dir / "src"), env.get("PYTHONPATH")]))
     env.setdefault("DVC_NO_ANALYTICS", "1")
-    run([sys.executable, "-m", package, "schema"], project_dir, env)
     run([sys.executable, "-m", "dvc", "repro"], project_dir, env)
 
 
@@ -243,17 +242,21 @@ def git_commit_all(project_dir: Path, message: str, author_name: str, author_ema
     run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project_dir)
 
 
-def first_run(project_dir: Path, package: str) -> bool:
+# Printed when cookiecutter runs from a Python without the pipeline's packages, as pipx and uvx install it.
+NO_BASELINE_NOTE = """\
+note: this Python lacks the pipeline's packages, so the first commit holds no baseline.
+In the project, run `pip install -e '.[dev]'` and `dvc repro` (or `make repro`, which does both in .venv),
+review the `data/schema.yaml` it declares from the data, and commit what it writes.
+Until `main` holds results, pull requests are compared with a baseline CI reproduces from their base commit."""
+
+
+def first_run(project_dir: Path) -> bool:
     """Reproduce the baseline when this Python can; say why not otherwise. True when a baseline exists."""
     if not can_reproduce():
-        print(
-            "note: this Python lacks the pipeline's packages, so no baseline was reproduced; "
-            "run `make repro` in the project and commit what it writes.",
-            file=sys.stderr,
-        )
+        print(NO_BASELINE_NOTE, file=sys.stderr)
         return False
     try:
-        reproduce_baseline(project_dir, package)
+        reproduce_baseline(project_dir)
     except RuntimeError as err:
         # Keep the project: a failed first run is fixed in the project, not by answering again.
         print(f"warning: the first pipeline run failed, so there is no baseline yet.\n{err}", file=sys.stderr)
@@ -275,7 +278,7 @@ def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
         )
         return 0
     run(["git", "init", "--quiet", "--initial-branch=main"], project_dir)
-    reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir, answers["package"])
+    reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir)
     message = "Create project from template" + (" with a reproduced baseline" if reproduced else "")
     git_commit_all(project_dir, message, answers["author_name"], answers["author_email"])
     return 0

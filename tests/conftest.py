@@ -6,6 +6,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,15 @@ def template_repo(tmp_path_factory) -> Path:
     subprocess.run([*git, "add", "--all"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "Template"], cwd=repo, check=True)
     return repo
+
+
+@pytest.fixture(scope="session")
+def cookiecutter_only_python(tmp_path_factory) -> Path:
+    """A Python with cookiecutter and none of the pipeline's packages, as pipx or uvx install it."""
+    lock = (ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8").splitlines()
+    pin = next(line for line in lock if line.startswith("cookiecutter=="))
+    venv = tmp_path_factory.mktemp("pipx") / "venv"
+    uv = str(Path(sys.executable).parent / "uv")
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), pin], check=True)
+    return venv / "bin" / "python"

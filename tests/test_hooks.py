@@ -167,7 +167,10 @@ def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers
     monkeypatch.setattr(bake, "can_reproduce", lambda: False)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
     assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0
-    assert "run `make repro`" in capsys.readouterr().err
+    note = capsys.readouterr().err
+    assert "run `pip install -e '.[dev]'` and `dvc repro`" in note
+    assert "commit what it writes" in note
+    assert "a baseline CI reproduces from their base commit" in note
     log = bake.subprocess.run(["git", "log", "--format=%s"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert log.strip() == "Create project from template"
 
