@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import importlib.util
 import keyword
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -36,6 +38,31 @@ TAKEN_NAMES = {
 }
 SINGLE_LINE_FIELDS = ("project_name", "description", "author_name", "author_email", "target_column")
 CHOICES = ("python_version", "dataset", "model", "metric", "deploy_target", "license")
+# The strings pandas reads as missing by default (pandas' STR_NA_VALUES), listed here because the hook's
+# Python may have no pandas; a test holds the two equal.
+MISSING_VALUES = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 # Modules the first `dvc repro` needs in the interpreter that runs cookiecutter.
 PIPELINE_MODULES = ("dvc", "sklearn", "pandas", "pandera", "joblib", "yaml")
 
@@ -83,15 +110,16 @@ def validate(answers: dict) -> None:
             f"at a full 40-character commit SHA (a tag can be moved), got {source!r}."
         )
     if answers["dataset"] == "csv":
-        validate_csv(Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None, answers["target_column"])
+        path = Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None
+        validate_csv(path, answers["target_column"], float(answers["_test_size"]))
     elif answers["csv_path"]:
         raise AnswerError(
             f"csv_path is set but dataset is {answers['dataset']!r}; choose dataset 'csv' or leave csv_path empty."
         )
 
 
-def validate_csv(path: Path | None, target: str) -> None:
-    """Check that a user's CSV exists, is UTF-8, has a header with the target column and enough rows."""
+def validate_csv(path: Path | None, target: str, test_size: float) -> None:
+    """Check that a user's CSV exists, is UTF-8, has a header with the target column and rows the split can use."""
     if path is None:
         raise AnswerError("dataset 'csv' needs csv_path, the path to your CSV file.")
     if not path.is_file():
@@ -107,7 +135,7 @@ def validate_csv(path: Path | None, target: str) -> None:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
-            rows = [len(row) for row in reader if row]
+            rows = [row for row in reader if row]
     except UnicodeDecodeError as err:
         raise AnswerError(f"csv_path {str(path)!r} is not UTF-8 text (byte {err.start} is invalid).") from None
     except csv.Error as err:
@@ -127,9 +155,39 @@ def validate_csv(path: Path | None, target: str) -> None:
         raise AnswerError(
             f"csv_path {str(path)!r} has {len(rows)} data rows; at least {CSV_MIN_ROWS} are needed to train and test."
         )
-    if set(rows) != {len(header)}:
+    if {len(row) for row in rows} != {len(header)}:
         raise AnswerError(
             f"csv_path {str(path)!r} has rows whose number of fields differs from the header's {len(header)}."
+        )
+    column = header.index(target)
+    validate_labels([row[column] for row in rows], target, test_size)
+
+
+def validate_labels(labels: list[str], target: str, test_size: float) -> None:
+    """Check that the labels can be split into stratified train and test sets, as the prepare stage will."""
+    missing = sum(label in MISSING_VALUES for label in labels)
+    if missing:
+        raise AnswerError(
+            f"target_column {target!r} has no label in {missing} of its {len(labels)} rows; "
+            "fill or drop those rows, as a classifier learns only from labelled ones."
+        )
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise AnswerError(
+            f"target_column {target!r} has a single class ({labels[0]!r}); a classifier needs at least two."
+        )
+    rare = [label for label, count in counts.items() if count < 2]
+    if rare:
+        raise AnswerError(
+            f"target_column {target!r} has class {rare[0]!r} in a single row; "
+            "every class needs two rows, one to train on and one to test with."
+        )
+    # scikit-learn's train_test_split rounds the test set up; a stratified test set needs a row of every class.
+    test_rows = math.ceil(test_size * len(labels))
+    if test_rows < len(counts):
+        raise AnswerError(
+            f"target_column {target!r} has {len(counts)} classes but the {test_size:.0%} test split of "
+            f"{len(labels)} rows holds {test_rows}; add rows or merge classes so each class can be tested."
         )
 
 
@@ -162,15 +220,14 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{result.stdout}{result.stderr}")
 
 
-def reproduce_baseline(project_dir: Path, package: str) -> None:
-    """Declare the data schema from the data and run the pipeline once, so the first commit holds a baseline."""
+def reproduce_baseline(project_dir: Path) -> None:
+    """Run the pipeline once (its `schema` stage declares the data schema), so the first commit holds a baseline."""
     env = dict(os.environ)
     # DVC stages call `python`: put this interpreter's folder first on PATH (a virtual environment, as
     # cookiecutter is usually run from one, has `python` there), with the package importable before any install.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_dir / "src"), env.get("PYTHONPATH")]))
     env.setdefault("DVC_NO_ANALYTICS", "1")
-    run([sys.executable, "-m", package, "schema"], project_dir, env)
     run([sys.executable, "-m", "dvc", "repro"], project_dir, env)
 
 
@@ -185,17 +242,21 @@ def git_commit_all(project_dir: Path, message: str, author_name: str, author_ema
     run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", message], project_dir)
 
 
-def first_run(project_dir: Path, package: str) -> bool:
+# Printed when cookiecutter runs from a Python without the pipeline's packages, as pipx and uvx install it.
+NO_BASELINE_NOTE = """\
+note: this Python lacks the pipeline's packages, so the first commit holds no baseline.
+In the project, run `pip install -e '.[dev]'` and `dvc repro` (or `make repro`, which does both in .venv),
+review the `data/schema.yaml` it declares from the data, and commit what it writes.
+Until `main` holds results, pull requests are compared with a baseline CI reproduces from their base commit."""
+
+
+def first_run(project_dir: Path) -> bool:
     """Reproduce the baseline when this Python can; say why not otherwise. True when a baseline exists."""
     if not can_reproduce():
-        print(
-            "note: this Python lacks the pipeline's packages, so no baseline was reproduced; "
-            "run `make repro` in the project and commit what it writes.",
-            file=sys.stderr,
-        )
+        print(NO_BASELINE_NOTE, file=sys.stderr)
         return False
     try:
-        reproduce_baseline(project_dir, package)
+        reproduce_baseline(project_dir)
     except RuntimeError as err:
         # Keep the project: a failed first run is fixed in the project, not by answering again.
         print(f"warning: the first pipeline run failed, so there is no baseline yet.\n{err}", file=sys.stderr)
@@ -203,21 +264,21 @@ def first_run(project_dir: Path, package: str) -> bool:
     return True
 
 
-def post_gen(answers: dict, project_dir: Path) -> int:
+def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
     """Hook entry point: bring in the data and actions, init git, reproduce the baseline, commit."""
     if answers["dataset"] == "csv":
         target = project_dir / "data" / "raw" / "dataset.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(answers["csv_path"]).expanduser(), target)
     if answers["actions_source"] == "vendored":
-        vendor_actions(Path(answers["_repo_dir"]), project_dir)
+        vendor_actions(template_dir, project_dir)
     if shutil.which("git") is None:
         print(
             "warning: git is not installed; run `git init -b main`, `make repro` and commit yourself.", file=sys.stderr
         )
         return 0
     run(["git", "init", "--quiet", "--initial-branch=main"], project_dir)
-    reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir, answers["package"])
+    reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir)
     message = "Create project from template" + (" with a reproduced baseline" if reproduced else "")
     git_commit_all(project_dir, message, answers["author_name"], answers["author_email"])
     return 0

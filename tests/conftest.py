@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,39 @@ def fast_bake(cookies):
         return result.project_path
 
     return bake
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    """A git repository of the template as this working tree holds it: what a user clones or downloads."""
+    repo = tmp_path_factory.mktemp("template") / "mlgitops"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        # Deleted files are still listed, and a symlinked .venv is not part of the template.
+        if source.is_file() and not source.is_symlink():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "--all"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "Template"], cwd=repo, check=True)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def cookiecutter_only_python(tmp_path_factory) -> Path:
+    """A Python with cookiecutter and none of the pipeline's packages, as pipx or uvx install it."""
+    lock = (ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8").splitlines()
+    pin = next(line for line in lock if line.startswith("cookiecutter=="))
+    venv = tmp_path_factory.mktemp("pipx") / "venv"
+    uv = str(Path(sys.executable).parent / "uv")
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), pin], check=True)
+    return venv / "bin" / "python"

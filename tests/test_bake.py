@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from conftest import COOKIECUTTER_JSON, ROOT
-from test_hooks import HOSTILE_BUT_VALID
+from test_hooks import HOSTILE_BUT_VALID, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -91,6 +93,25 @@ def tracked_files(project: Path) -> set[str]:
     return set(out.splitlines())
 
 
+def write_cookiecutter_config(folder: Path, github: Path | None = None) -> Path:
+    """A cookiecutter config that keeps clones and replays in folder, not the home folder; gh: may name github."""
+    config: dict = {"cookiecutters_dir": str(folder / "clones"), "replay_dir": str(folder / "replay")}
+    if github is not None:
+        config["abbreviations"] = {"gh": f"{github.as_uri()}/{{0}}.git"}
+    path = folder / "cookiecutter.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run_cookiecutter(
+    template: str, cwd: Path, config: Path, *answers: str, python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
+    """`cookiecutter --no-input TEMPLATE --output-dir out ANSWERS...`, typed in cwd."""
+    command = [python, "-m", "cookiecutter", "--no-input", "--config-file", str(config), template]
+    command += ["--output-dir", "out", *answers]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=900)
+
+
 def options_context(options: dict, csv_path: Path) -> dict:
     context = dict(options)
     if options["dataset"] == "csv":
@@ -125,6 +146,27 @@ def test_baked_files_are_rendered_and_parse(fast_bake, churn_csv, options):
             tomllib.loads(text)
         elif path.suffix == ".json":
             json.loads(text)
+
+
+@pytest.mark.parametrize("way", ["relative-path", "absolute-path", "gh-abbreviation", "git-archive-zip"])
+def test_every_documented_way_to_bake_writes_the_project(tmp_path, template_repo, way):
+    # Given the template as a folder, on "GitHub" (a bare clone that gh: is mapped to) and as a `git archive` zip,
+    github = tmp_path / "github"
+    subprocess.run(["git", "clone", "-q", "--bare", str(template_repo), str(github / "octo/mlgitops.git")], check=True)
+    archive = ["git", "archive", "--format=zip", "--prefix=mlgitops/", "-o", str(tmp_path / "mlgitops.zip"), "HEAD"]
+    subprocess.run(archive, cwd=template_repo, check=True)
+    template = {
+        "relative-path": os.path.relpath(ROOT, tmp_path),
+        "absolute-path": str(ROOT),
+        "gh-abbreviation": "gh:octo/mlgitops",
+        "git-archive-zip": "mlgitops.zip",
+    }[way]
+    # when cookiecutter is given it the way the README says,
+    config = write_cookiecutter_config(tmp_path, github)
+    result = run_cookiecutter(template, tmp_path, config, "_reproduce_baseline=false")
+    # then the hooks find their module and the whole project is written and committed.
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tracked_files(tmp_path / "out" / "cancer-classifier") == expected_files(MATRIX[0])
 
 
 def test_bake_makes_one_commit_on_main(fast_bake):
@@ -209,6 +251,24 @@ def test_bad_answer_stops_the_bake_with_its_reason_and_writes_nothing(cookies, c
     assert result.exit_code != 0
     assert message in capfd.readouterr().err
     assert result.project_path is None or not result.project_path.exists()
+
+
+@pytest.mark.parametrize(("labels", "message"), UNSPLITTABLE_LABELS, ids=UNSPLITTABLE_IDS)
+def test_csv_the_split_cannot_use_stops_the_bake_and_writes_nothing(tmp_path, labels, message):
+    # Given a CSV whose labels a stratified train/test split cannot use,
+    path = write_labels_csv(tmp_path / "labels.csv", labels)
+    answers = ["dataset=csv", f"csv_path={path}", "target_column=churned"]
+    # when cookiecutter bakes it,
+    result = run_cookiecutter(str(ROOT), tmp_path, write_cookiecutter_config(tmp_path), *answers)
+    # then the bake stops with the reason, and no file of the project was written.
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_params_split_at_the_test_size_the_answers_were_checked_against(fast_bake):
+    params = yaml.safe_load((fast_bake() / "params.yaml").read_text(encoding="utf-8"))
+    assert params["data"]["test_size"] == COOKIECUTTER_JSON["_test_size"]
 
 
 def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, fast_bake):

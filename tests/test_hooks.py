@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import jinja2
 import pytest
 
 import bake
+import template_dir
+from conftest import ROOT
 
 HOSTILE_BUT_VALID = [
     "Quote \"double\" and 'single'",
@@ -92,6 +97,50 @@ def test_bad_csv_is_rejected_with_one_sentence(answers, tmp_path, content, messa
     assert "\n" not in str(caught.value)
 
 
+def write_labels_csv(path, labels):
+    """A CSV with one feature and the given labels in the `churned` column."""
+    path.write_text("a,churned\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels)), encoding="utf-8")
+    return path
+
+
+# Labels a stratified train/test split cannot use, and what the refusal says.
+UNSPLITTABLE_LABELS = [
+    (["yes", "no"] * 30 + ["", "NA", "null"], "target_column 'churned' has no label in 3 of its 63 rows"),
+    (["yes"] * 60, "target_column 'churned' has a single class ('yes')"),
+    (["yes", "no"] * 30 + ["maybe"], "target_column 'churned' has class 'maybe' in a single row"),
+    ([f"c{i % 20}" for i in range(60)], "has 20 classes but the 25% test split of 60 rows holds 15"),
+]
+UNSPLITTABLE_IDS = ["missing-labels", "one-class", "class-of-one-row", "more-classes-than-test-rows"]
+
+
+@pytest.mark.parametrize(("labels", "message"), UNSPLITTABLE_LABELS, ids=UNSPLITTABLE_IDS)
+def test_labels_the_split_cannot_use_are_rejected_with_one_sentence(answers, tmp_path, labels, message):
+    path = write_labels_csv(tmp_path / "labels.csv", labels)
+    with pytest.raises(bake.AnswerError, match=re.escape(message)) as caught:
+        bake.validate(csv_answers(answers, path))
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith(".")
+
+
+@pytest.mark.parametrize("missing", sorted(bake.MISSING_VALUES))
+def test_every_string_pandas_reads_as_missing_is_a_missing_label(answers, tmp_path, missing):
+    path = write_labels_csv(tmp_path / "labels.csv", ["yes", "no"] * 30 + [missing])
+    with pytest.raises(bake.AnswerError, match="has no label in 1 of its 61 rows"):
+        bake.validate(csv_answers(answers, path))
+
+
+def test_missing_label_strings_are_exactly_the_ones_pandas_reads_as_missing():
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    assert bake.MISSING_VALUES == STR_NA_VALUES
+
+
+def test_the_smallest_csv_the_split_can_use_is_accepted(answers, tmp_path):
+    # 52 rows: a 25% test split holds 13, one per class.
+    path = write_labels_csv(tmp_path / "labels.csv", [f"c{i % 13}" for i in range(52)])
+    bake.validate(csv_answers(answers, path))
+
+
 def test_missing_csv_is_rejected(answers, tmp_path):
     with pytest.raises(bake.AnswerError, match="is not a readable file"):
         bake.validate(csv_answers(answers, tmp_path / "nope.csv"))
@@ -117,8 +166,11 @@ def test_hook_scripts_are_valid_python_before_rendering(script):
 def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bake, "can_reproduce", lambda: False)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
-    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path) == 0
-    assert "run `make repro`" in capsys.readouterr().err
+    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0
+    note = capsys.readouterr().err
+    assert "run `pip install -e '.[dev]'` and `dvc repro`" in note
+    assert "commit what it writes" in note
+    assert "a baseline CI reproduces from their base commit" in note
     log = bake.subprocess.run(["git", "log", "--format=%s"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert log.strip() == "Create project from template"
 
@@ -130,6 +182,14 @@ def test_post_gen_keeps_the_project_when_the_first_run_fails(answers, tmp_path, 
     monkeypatch.setattr(bake, "can_reproduce", lambda: True)
     monkeypatch.setattr(bake, "reproduce_baseline", broken)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
-    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path) == 0
+    assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0
     assert "the first pipeline run failed" in capsys.readouterr().err
     assert (tmp_path / "README.md").exists()
+
+
+def test_hooks_are_rendered_with_the_template_folder_cookiecutter_works_in(tmp_path, monkeypatch):
+    # Given cookiecutter working in the template's folder, as it does while it renders hooks,
+    monkeypatch.chdir(tmp_path)
+    environment = jinja2.Environment(extensions=[template_dir.TemplateDirExtension])
+    # when a hook asks for the template's folder, then it gets that folder as an absolute path.
+    assert environment.from_string("{{ template_dir() }}").render() == str(tmp_path)

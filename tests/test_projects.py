@@ -15,7 +15,7 @@ import yaml
 
 from conftest import COOKIECUTTER_JSON, ROOT, write_churn_csv, write_penguins_csv
 from demo import bake, build_bento, first_test_instance, post, project_env, serve, sh
-from test_bake import MATRIX, matrix_id, options_context
+from test_bake import MATRIX, matrix_id, options_context, run_cookiecutter, write_cookiecutter_config
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +47,7 @@ def test_baked_project_passes_its_own_gates(tmp_path, options):
     )
     assert sh(["git", "status", "--porcelain"], project, env) == ""
     assert "up to date" in sh(["dvc", "status"], project, env)
+    assert "schema" in yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))["stages"]
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
     assert (params["model"]["family"], params["evaluate"]["metric"]) == (options["model"], options["metric"])
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
@@ -218,6 +219,43 @@ def test_schema_violation_stops_the_pipeline_and_keeps_the_last_results(tmp_path
     assert report["valid"] is False
 
 
+def test_project_baked_without_the_pipeline_packages_completes_with_plain_dvc_repro(tmp_path, cookiecutter_only_python):
+    # Given cookiecutter run by path from a Python without the pipeline's packages, as pipx and uvx install it,
+    config = write_cookiecutter_config(tmp_path)
+    result = run_cookiecutter(str(ROOT), tmp_path, config, python=str(cookiecutter_only_python))
+    assert result.returncode == 0, result.stderr[-3000:]
+    project = tmp_path / "out" / "cancer-classifier"
+    env = project_env(project, tmp_path / "bentoml")
+    # the first commit holds no results and no schema, and the bake said what to run.
+    assert "run `pip install -e '.[dev]'` and `dvc repro`" in result.stderr
+    assert sh(["git", "log", "--format=%s"], project, env).splitlines() == ["Create project from template"]
+    assert not {"dvc.lock", "metrics.json", "data/schema.yaml"} & git_tracked(project)
+    # When plain `dvc repro` runs where the project's packages are installed,
+    out = sh(["dvc", "repro"], project, env)
+    # then the pipeline completes, declaring the schema from the data and saying so.
+    assert "declared data/schema.yaml from the data" in out
+    assert (project / "data" / "schema.yaml").is_file()
+    assert json.loads((project / "metrics.json").read_text(encoding="utf-8"))["f1_macro"] > 0
+    assert "up to date" in sh(["dvc", "status"], project, env)
+
+
+def test_dvc_repro_never_overwrites_a_declared_schema(tmp_path):
+    # Given a baked project whose declared schema a reviewer has edited,
+    project = bake(tmp_path / "out")
+    env = project_env(project, tmp_path / "bentoml")
+    path = project / "data" / "schema.yaml"
+    schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema["columns"]["mean radius"]["in_range"]["max_value"] = 1000.0
+    path.write_text(yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
+    edited = path.read_text(encoding="utf-8")
+    # when the pipeline runs again, plain and forced,
+    sh(["dvc", "repro"], project, env)
+    sh(["dvc", "repro", "--force", "schema"], project, env)
+    # then the edit stands, and the pipeline's record holds the edited schema.
+    assert path.read_text(encoding="utf-8") == edited
+    assert "up to date" in sh(["dvc", "status"], project, env)
+
+
 def test_generated_ci_workflow_runs_under_act(tmp_path):
     """The generated CI workflow, run for real by act: hooks, tests, pipeline and Bento build all pass."""
     project = bake(tmp_path / "out")
@@ -282,4 +320,4 @@ def test_with_a_dvc_remote_ci_runs_only_the_stages_a_change_affects(tmp_path):
     result = json.loads((clone / "reports/pr/train.json").read_text(encoding="utf-8"))
     assert result["remote"] is True
     assert result["ran"] == ["evaluate"]
-    assert set(result["skipped"]) == {"prepare", "validate", "train"}
+    assert set(result["skipped"]) == {"schema", "prepare", "validate", "train"}

@@ -24,7 +24,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
         return 0
     frame = data.load_source(params.data)
     schema.save(schema.infer(frame, params.data.target))
-    print(f"wrote {schema.SCHEMA_FILE} from {len(frame)} rows; review it and commit it.")
+    print(f"declared {schema.SCHEMA_FILE} from the data ({len(frame)} rows); review it and commit it.")
     return 0
 
 
