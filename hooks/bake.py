@@ -14,13 +14,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+# The kit's defaults live in its actions' package (the contract); the hooks read them from this template.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "actions"))
+from mlgitops import contract
+
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 ACTIONS_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}@[0-9a-f]{40}$")
 CSV_MAX_BYTES = 100 * 1024 * 1024
-# The same floor as the generated project's data_check.min_rows, so an accepted CSV passes its own check.
-CSV_MIN_ROWS = 50
+# The generated project's data_check.min_rows, so an accepted CSV passes its own check.
+CSV_MIN_ROWS = int(contract.DEFAULTS["data_check"]["min_rows"])
 # Names a generated package must not take: they would shadow a library the project imports.
 TAKEN_NAMES = {
     "bentoml",
@@ -205,7 +209,9 @@ def vendor_actions(repo_dir: Path, project_dir: Path) -> None:
     """Copy this kit's composite actions into the project so its workflows run with no outside code."""
     source = repo_dir / "actions"
     target = project_dir / ".github" / "actions"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    # docs.py writes the actions' README tables: a tool of the kit's own repository, not of the project's CI.
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "docs.py")
+    shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
 
 
 def can_reproduce() -> bool:

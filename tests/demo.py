@@ -46,7 +46,8 @@ def sh(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float = 600)
 
 
 def build_bento(project: Path, env: dict[str, str]) -> str:
-    """`bentoml build` the project and return the Bento's tag."""
+    """Register the model and `bentoml build` the project, as `make bento` does; return the Bento's tag."""
+    sh(["python", "-m", project.name.replace("-", "_"), "register"], project, env)
     out = sh(["bentoml", "build", "--output", "tag"], project, env)
     return out.strip().splitlines()[-1].removeprefix("__tag__:")
 

@@ -17,6 +17,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from conftest import COOKIECUTTER_JSON, ROOT
+from mlgitops import contract
 from test_hooks import HOSTILE_BUT_VALID, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
@@ -60,6 +61,7 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
                 "__main__",
                 "data",
                 "evaluate",
+                "metadata",
                 "params",
                 "registry",
                 "schema",
@@ -83,7 +85,7 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
         files |= {
             f".github/actions/{p.relative_to(root)}"
             for p in root.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
+            if p.is_file() and "__pycache__" not in p.parts and p.name != "docs.py"
         }
     return files
 
@@ -278,3 +280,13 @@ def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, fast_bake):
     assert (project / ".dvc/.gitignore").read_text() == (tmp_path / ".dvc/.gitignore").read_text()
     out = subprocess.run(["dvc", "config", "--list", "--project"], cwd=project, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_baked_contract_states_the_kits_defaults(fast_bake):
+    params = yaml.safe_load((fast_bake() / "params.yaml").read_text(encoding="utf-8"))
+    assert params["mlgitops"] == contract.DEFAULTS
+
+
+def test_vendored_actions_are_only_what_the_workflows_run(fast_bake):
+    package = fast_bake() / ".github" / "actions" / "mlgitops"
+    assert (package / "post_report.py").is_file() and not (package / "docs.py").exists()

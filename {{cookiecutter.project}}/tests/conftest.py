@@ -1,10 +1,14 @@
 """Shared fixtures: a small, real dataset of the project's kind, in a throwaway working directory."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from {{ cookiecutter.package }} import data, schema
-from {{ cookiecutter.package }}.params import DataParams, ModelParams
+from {{ cookiecutter.package }}.params import DataParams, ModelParams, Paths, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -44,7 +48,13 @@ def model_params() -> ModelParams:
 
 
 @pytest.fixture
-def prepared(workdir, frame, data_params):
+def paths(workdir) -> Paths:
+    """The project's own paths from params.yaml, relative to the test's working directory."""
+    return load_params(ROOT / "params.yaml").paths
+
+
+@pytest.fixture
+def prepared(workdir, frame, data_params, paths):
     """The frame written as the user CSV and split the way the prepare stage does it."""
     frame.to_csv(workdir / "data.csv", index=False)
-    return data.prepare(data_params)
+    return data.prepare(data_params, paths.train, paths.test)

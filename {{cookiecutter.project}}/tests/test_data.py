@@ -58,11 +58,11 @@ def test_single_class_target_cannot_be_split(frame, data_params):
         data.split(frame, data_params)
 
 
-def test_failed_prepare_leaves_previous_split_untouched(workdir, frame, data_params):
+def test_failed_prepare_leaves_previous_split_untouched(workdir, frame, data_params, paths):
     frame.to_csv("data.csv", index=False)
-    train_path, _ = data.prepare(data_params)
+    train_path, _ = data.prepare(data_params, paths.train, paths.test)
     before = train_path.read_bytes()
     (workdir / "data.csv").write_text("size,label\n", encoding="utf-8")
     with pytest.raises(data.DataError):
-        data.prepare(data_params)
+        data.prepare(data_params, paths.train, paths.test)
     assert train_path.read_bytes() == before

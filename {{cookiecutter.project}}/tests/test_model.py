@@ -5,16 +5,20 @@ import json
 import pandera.pandas as pa
 import pytest
 
-from {{ cookiecutter.package }} import evaluate, registry, schema, train
+from {{ cookiecutter.package }} import evaluate, metadata, schema, train
 from {{ cookiecutter.package }}.params import ModelParams
 
 
-def test_train_writes_model_and_metadata_that_match(prepared, model_params, declared):
-    meta, _ = train.train(prepared[0], "label", model_params, seed=0, declared=declared)
-    assert meta["sha256"] == train.sha256(train.MODEL_FILE)
+def fit(prepared, model_params, declared, paths):
+    return train.train(prepared[0], "label", model_params, 0, declared, paths.model, paths.model_meta)[0]
+
+
+def test_train_writes_model_and_metadata_that_match(prepared, model_params, declared, paths):
+    meta = fit(prepared, model_params, declared, paths)
+    assert meta["sha256"] == metadata.sha256(paths.model)
     assert meta["classes"] == ["big", "small"]
     assert [f["kind"] for f in meta["features"]] == ["numeric", "categorical"]
-    assert json.loads(train.META_FILE.read_text(encoding="utf-8")) == meta
+    assert json.loads(paths.model_meta.read_text(encoding="utf-8")) == meta
 
 
 def test_features_carry_the_declared_categories_and_nullability(frame):
@@ -49,22 +53,25 @@ def test_feature_missing_from_the_schema_is_refused(frame):
 
 def test_model_metadata_without_a_format_reads_as_format_1(workdir):
     (workdir / "model.json").write_text(json.dumps({"sha256": "0" * 64}), encoding="utf-8")
-    assert registry.read_meta(workdir / "model.json") == {"sha256": "0" * 64}
+    assert metadata.read_meta(workdir / "model.json") == {"sha256": "0" * 64}
 
 
 def test_model_metadata_of_a_newer_format_is_refused(workdir):
-    (workdir / "model.json").write_text(json.dumps({"format": train.META_FORMAT + 1}), encoding="utf-8")
+    (workdir / "model.json").write_text(json.dumps({"format": metadata.META_FORMAT + 1}), encoding="utf-8")
     with pytest.raises(ValueError, match="has format 2, but this code reads formats up to 1"):
-        registry.read_meta(workdir / "model.json")
+        metadata.read_meta(workdir / "model.json")
 
 
-def test_evaluate_writes_metrics_and_plots(prepared, model_params, declared):
-    train.train(prepared[0], "label", model_params, seed=0, declared=declared)
-    scores = evaluate.evaluate(train.MODEL_FILE, prepared[1], "label", seed=0)
+def test_evaluate_writes_metrics_and_plots(prepared, model_params, declared, paths):
+    fit(prepared, model_params, declared, paths)
+    scores = evaluate.evaluate(
+        paths.model, prepared[1], "label", 0, paths.metrics, paths.confusion, paths.importance
+    )
     assert set(scores) == set(evaluate.METRICS)
     assert scores["accuracy"] > 0.9
-    assert (evaluate.PLOTS_DIR / "confusion.csv").is_file()
-    assert (evaluate.PLOTS_DIR / "importance.csv").read_text(encoding="utf-8").startswith("feature,importance")
+    assert json.loads(paths.metrics.read_text(encoding="utf-8")) == scores
+    assert paths.confusion.is_file()
+    assert paths.importance.read_text(encoding="utf-8").startswith("feature,importance")
 
 
 def test_log_loss_is_the_only_lower_is_better_metric():

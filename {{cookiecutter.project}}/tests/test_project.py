@@ -23,7 +23,7 @@ def test_report_knows_the_direction_of_every_metric_the_evaluate_stage_writes():
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     lower = sorted(name for name, metric in METRICS.items() if not metric.higher_is_better)
-    assert sorted(params["report"]["lower_is_better"]) == lower
+    assert sorted(params["mlgitops"]["report"]["lower_is_better"]) == lower
 
 
 def test_pre_commit_hooks_pin_the_versions_pyproject_pins():
@@ -41,3 +41,12 @@ def test_pre_commit_hooks_pin_the_versions_pyproject_pins():
                         f"hook {hook['id']} pins {name}=={version} but pyproject.toml pins {name}=={pinned[name]}; "
                         "set the hook's additional_dependencies to the pyproject.toml version"
                     )
+
+
+def test_the_bento_carries_the_model_metadata_the_contract_names():
+    from {{ cookiecutter.package }}.params import load_params
+    from {{ cookiecutter.package }}.service import MODEL_META
+
+    declared = load_params(ROOT / "params.yaml").paths.model_meta
+    bentofile = yaml.safe_load((ROOT / "bentofile.yaml").read_text(encoding="utf-8"))
+    assert declared == MODEL_META and str(declared) in bentofile["include"]

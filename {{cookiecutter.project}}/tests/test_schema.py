@@ -5,21 +5,22 @@ import pandas as pd
 from {{ cookiecutter.package }} import schema
 
 
-def test_inferred_schema_round_trips_and_accepts_its_data(workdir, frame):
-    schema.save(schema.infer(frame, "label"))
-    declared = schema.load()
+def test_inferred_schema_round_trips_and_accepts_its_data(workdir, frame, paths):
+    schema.save(schema.infer(frame, "label"), paths.schema)
+    declared = schema.load(paths.schema)
     assert schema.check(frame, declared, "train") == []
 
 
-def test_violations_name_split_column_and_rule(workdir, frame, prepared):
+def test_violations_name_split_column_and_rule(workdir, frame, prepared, paths):
     declared = schema.infer(frame, "label")
     bad = pd.read_csv(prepared[0])
     bad.loc[0, "size"] = 1e9
     bad.loc[1, "colour"] = "green"
     bad.to_csv(prepared[0], index=False)
-    violations = schema.validate({"train": prepared[0], "test": prepared[1]}, declared, "label")
+    splits = {"train": prepared[0], "test": prepared[1]}
+    violations = schema.validate(splits, declared, "label", paths.data_check, paths.data_profile)
     assert {(v["split"], v["column"]) for v in violations} == {("train", "size"), ("train", "colour")}
-    assert '"valid": false' in schema.REPORT_FILE.read_text(encoding="utf-8")
+    assert '"valid": false' in paths.data_check.read_text(encoding="utf-8")
 
 
 def test_missing_column_is_a_violation(frame):

@@ -15,9 +15,9 @@ FEATURES = [
 NULLABLE = [{**feature, "nullable": True} for feature in FEATURES]
 
 
-def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params, declared):
-    train.train(prepared[0], "label", model_params, seed=0, declared=declared)
-    model = train.joblib.load(train.MODEL_FILE)
+def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params, declared, paths):
+    train.train(prepared[0], "label", model_params, 0, declared, paths.model, paths.model_meta)
+    model = train.joblib.load(paths.model)
     instance = serving.instance_model(FEATURES).model_validate({"size": 9.0, "colour": "red"})
     [prediction] = serving.predict(model, [instance], ["size", "colour"])
     assert prediction.label in {"big", "small"}
@@ -86,15 +86,16 @@ def test_nullable_features_accept_null():
 
 
 @pytest.fixture
-def gappy_model(workdir, frame, data_params, model_params):
+def gappy_model(workdir, frame, data_params, model_params, paths):
     """A model trained on data where some sizes and colours are missing, and red is the commonest colour."""
     frame.loc[frame.index % 8 == 0, "colour"] = "red"
     frame.loc[frame.index % 10 == 3, "size"] = None
     frame.loc[frame.index % 10 == 4, "colour"] = None
     frame.to_csv(workdir / "data.csv", index=False)
-    train_csv, _ = data.prepare(data_params)
-    train.train(train_csv, "label", model_params, seed=0, declared=schema.infer(frame, "label"))
-    return train.joblib.load(train.MODEL_FILE)
+    train_csv, _ = data.prepare(data_params, paths.train, paths.test)
+    declared = schema.infer(frame, "label")
+    train.train(train_csv, "label", model_params, 0, declared, paths.model, paths.model_meta)
+    return train.joblib.load(paths.model)
 
 
 def test_null_features_are_imputed_by_the_model_as_in_training(gappy_model):

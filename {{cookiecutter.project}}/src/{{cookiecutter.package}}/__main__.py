@@ -1,90 +1,126 @@
-"""Command line of the pipeline: `python -m {{ cookiecutter.package }} STAGE`, one command per DVC stage."""
+"""Command line of the pipeline: `python -m {{ cookiecutter.package }} STAGE`, one command per DVC stage.
+
+dvc.yaml passes every path as an option, from `mlgitops.paths` in params.yaml; run by hand, a command
+takes the same paths from params.yaml.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import data, schema
-from .params import load_params
+from .params import Params, load_params
+
+# The options each command takes, named after the `mlgitops.paths` entry they default to.
+PATH_OPTIONS = {
+    "prepare": ("train", "test"),
+    "schema": ("schema",),
+    "validate": ("train", "test", "schema", "data_check", "data_profile"),
+    "train": ("train", "schema", "model", "model_meta"),
+    "evaluate": ("model", "test", "metrics", "confusion", "importance"),
+    "register": ("model", "model_meta"),
+    "example": ("test", "model_meta"),
+}
 
 
-def cmd_prepare(_args: argparse.Namespace) -> int:
-    params = load_params()
-    train_path, test_path = data.prepare(params.data)
+def paths(args: argparse.Namespace, params: Params) -> argparse.Namespace:
+    """The command's paths: given as options, or as params.yaml declares them."""
+    return argparse.Namespace(
+        **{name: getattr(args, name) or getattr(params.paths, name) for name in PATH_OPTIONS[args.command]}
+    )
+
+
+def cmd_prepare(args: argparse.Namespace, params: Params) -> int:
+    where = paths(args, params)
+    train_path, test_path = data.prepare(params.data, where.train, where.test)
     print(f"wrote {train_path} and {test_path}")
     return 0
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
-    params = load_params()
-    if schema.SCHEMA_FILE.exists() and not args.force:
-        print(f"{schema.SCHEMA_FILE} already declares the schema; pass --force to infer it again.")
+def cmd_schema(args: argparse.Namespace, params: Params) -> int:
+    where = paths(args, params)
+    if where.schema.exists() and not args.force:
+        print(f"{where.schema} already declares the schema; pass --force to infer it again.")
         return 0
     frame = data.load_source(params.data)
-    schema.save(schema.infer(frame, params.data.target))
-    print(f"declared {schema.SCHEMA_FILE} from the data ({len(frame)} rows); review it and commit it.")
+    schema.save(schema.infer(frame, params.data.target), where.schema)
+    print(f"declared {where.schema} from the data ({len(frame)} rows); review it and commit it.")
     return 0
 
 
-def cmd_validate(_args: argparse.Namespace) -> int:
-    declared = schema.load()
-    target = load_params().data.target
-    violations = schema.validate({"train": data.TRAIN_FILE, "test": data.TEST_FILE}, declared, target)
+def cmd_validate(args: argparse.Namespace, params: Params) -> int:
+    where = paths(args, params)
+    declared = schema.load(where.schema)
+    splits = {"train": where.train, "test": where.test}
+    violations = schema.validate(splits, declared, params.data.target, where.data_check, where.data_profile)
     for v in violations:
-        where = f"{v['split']} split, column {v['column']!r}"
-        print(f"error: {where} breaks {v['rule']} (e.g. {v['case']!r})", file=sys.stderr)
+        place = f"{v['split']} split, column {v['column']!r}"
+        print(f"error: {place} breaks {v['rule']} (e.g. {v['case']!r})", file=sys.stderr)
     if violations:
-        print(f"{len(violations)} schema violation(s); see {schema.REPORT_FILE}.", file=sys.stderr)
+        print(f"{len(violations)} schema violation(s); see {where.data_check}.", file=sys.stderr)
         return 1
-    print(f"data matches {schema.SCHEMA_FILE}")
+    print(f"data matches {where.schema}")
     return 0
 
 
-def cmd_train(_args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, params: Params) -> int:
     from . import train
 
-    params = load_params()
-    declared = schema.load()
-    meta, seconds = train.train(data.TRAIN_FILE, params.data.target, params.model, params.data.seed, declared)
+    where = paths(args, params)
+    declared = schema.load(where.schema)
+    meta, seconds = train.train(
+        where.train, params.data.target, params.model, params.data.seed, declared, where.model, where.model_meta
+    )
     print(f"trained {meta['family']} on {meta['train_rows']} rows in {seconds:.2f} s")
     return 0
 
 
-def cmd_evaluate(_args: argparse.Namespace) -> int:
-    from . import evaluate, train
+def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
+    from . import evaluate
 
-    params = load_params()
+    where = paths(args, params)
     primary = params.evaluate.metric
     if primary not in evaluate.METRICS:
         print(f"error: evaluate.metric {primary!r} is not one of {', '.join(evaluate.METRICS)}.", file=sys.stderr)
         return 1
-    scores = evaluate.evaluate(train.MODEL_FILE, data.TEST_FILE, params.data.target, params.data.seed)
+    scores = evaluate.evaluate(
+        where.model,
+        where.test,
+        params.data.target,
+        params.data.seed,
+        where.metrics,
+        where.confusion,
+        where.importance,
+    )
     better = "higher" if evaluate.METRICS[primary].higher_is_better else "lower"
     print(f"{primary} = {scores[primary]} ({better} is better)")
     return 0
 
 
-def cmd_register(_args: argparse.Namespace) -> int:
+def cmd_register(args: argparse.Namespace, params: Params) -> int:
     from . import registry
 
-    print(registry.register())
+    where = paths(args, params)
+    print(registry.register(where.model, where.model_meta))
     return 0
 
 
-def cmd_example(_args: argparse.Namespace) -> int:
+def cmd_example(args: argparse.Namespace, params: Params) -> int:
     import json
 
     import pandas as pd
 
-    from .registry import read_meta
+    from .metadata import read_meta
 
-    meta = read_meta()
+    where = paths(args, params)
+    meta = read_meta(where.model_meta)
     names = [f["name"] for f in meta["features"]]
-    complete = pd.read_csv(data.TEST_FILE).dropna(subset=names)
+    complete = pd.read_csv(where.test).dropna(subset=names)
     if complete.empty:
-        raise ValueError(f"every row of {data.TEST_FILE} misses a feature value, so none makes a valid request.")
+        raise ValueError(f"every row of {where.test} misses a feature value, so none makes a valid request.")
     row = complete.iloc[0]
     instance = {
         f["name"]: float(row[f["name"]]) if f["kind"] == "numeric" else str(row[f["name"]]) for f in meta["features"]
@@ -93,24 +129,33 @@ def cmd_example(_args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {
+    "prepare": (cmd_prepare, "load the data and write the train/test split"),
+    "schema": (cmd_schema, "declare the data schema by inferring it from the current data"),
+    "validate": (cmd_validate, "check the split against the declared schema"),
+    "train": (cmd_train, "fit the model on the train split"),
+    "evaluate": (cmd_evaluate, "score the model on the test split"),
+    "register": (cmd_register, "store the model in BentoML's model store, before `bentoml build`"),
+    "example": (cmd_example, "print a /predict request made from the first complete test row"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command and run it; expected failures end with one `error:` line and exit code 1."""
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("prepare", help="load the data and write the train/test split").set_defaults(run=cmd_prepare)
-    declare = commands.add_parser("schema", help="declare data/schema.yaml by inferring it from the current data")
-    declare.add_argument("--force", action="store_true", help="replace an existing schema")
-    declare.set_defaults(run=cmd_schema)
-    commands.add_parser("validate", help="check the split against data/schema.yaml").set_defaults(run=cmd_validate)
-    commands.add_parser("train", help="fit the model on the train split").set_defaults(run=cmd_train)
-    commands.add_parser("evaluate", help="score the model on the test split").set_defaults(run=cmd_evaluate)
-    commands.add_parser("register", help="store the model in BentoML's model store").set_defaults(run=cmd_register)
-    commands.add_parser("example", help="print a /predict request made from the first test row").set_defaults(
-        run=cmd_example
-    )
+    for name, (run, help_text) in COMMANDS.items():
+        command = commands.add_parser(name, help=help_text)
+        for option in PATH_OPTIONS[name]:
+            command.add_argument(
+                f"--{option.replace('_', '-')}", dest=option, type=Path, help=f"default: mlgitops.paths.{option}"
+            )
+        command.set_defaults(run=run)
+        if name == "schema":
+            command.add_argument("--force", action="store_true", help="replace an existing schema")
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        return args.run(args, load_params())
     except (data.DataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -9,9 +9,6 @@ from sklearn.model_selection import train_test_split
 
 from .params import DataParams
 
-PREPARED_DIR = Path("data/prepared")
-TRAIN_FILE = PREPARED_DIR / "train.csv"
-TEST_FILE = PREPARED_DIR / "test.csv"
 EMBEDDED = ("breast_cancer", "wine")
 
 
@@ -83,11 +80,10 @@ def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.Dat
     return train, test
 
 
-def prepare(params: DataParams, out_dir: Path = PREPARED_DIR) -> tuple[Path, Path]:
+def prepare(params: DataParams, train_path: Path, test_path: Path) -> tuple[Path, Path]:
     """Load, split and write the train and test CSVs."""
     train, test = split(load_source(params), params)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    train_path, test_path = out_dir / TRAIN_FILE.name, out_dir / TEST_FILE.name
-    train.to_csv(train_path, index=False)
-    test.to_csv(test_path, index=False)
+    for path, part in ((train_path, train), (test_path, test)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.to_csv(path, index=False)
     return train_path, test_path

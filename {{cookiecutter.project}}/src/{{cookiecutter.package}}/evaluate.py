@@ -13,9 +13,6 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
-METRICS_FILE = Path("metrics.json")
-PLOTS_DIR = Path("plots")
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -45,19 +42,28 @@ def score(y: pd.Series, pred: np.ndarray, proba: np.ndarray, classes: list[str])
     return {name: round(float(m.score(y, pred, proba, classes)), 6) for name, m in METRICS.items()}
 
 
-def evaluate(model_file: Path, test_csv: Path, target: str, seed: int) -> dict[str, float]:
-    """Write metrics.json, the confusion matrix and the feature importances; return the metrics."""
+def evaluate(
+    model_file: Path,
+    test_csv: Path,
+    target: str,
+    seed: int,
+    metrics_file: Path,
+    confusion_file: Path,
+    importance_file: Path,
+) -> dict[str, float]:
+    """Write the metrics, the confusion matrix and the feature importances; return the metrics."""
     model = joblib.load(model_file)
     frame = pd.read_csv(test_csv)
     x, y = frame.drop(columns=[target]), frame[target].astype(str)
     classes = [str(c) for c in model.classes_]
     pred, proba = model.predict(x), model.predict_proba(x)
     scores = score(y, pred, proba, classes)
-    METRICS_FILE.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
-    PLOTS_DIR.mkdir(exist_ok=True)
-    pd.DataFrame({"actual": y, "predicted": pred}).to_csv(PLOTS_DIR / "confusion.csv", index=False)
+    for path in (metrics_file, confusion_file, importance_file):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    pd.DataFrame({"actual": y, "predicted": pred}).to_csv(confusion_file, index=False)
     importance = permutation_importance(model, x, y, n_repeats=5, random_state=seed, n_jobs=1)
     pd.DataFrame({"feature": x.columns, "importance": importance.importances_mean.round(6)}).sort_values(
         "importance", ascending=False
-    ).to_csv(PLOTS_DIR / "importance.csv", index=False)
+    ).to_csv(importance_file, index=False)
     return scores

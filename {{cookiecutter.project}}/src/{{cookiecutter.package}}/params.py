@@ -39,12 +39,29 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class Paths:
+    """Where the stages read and write: `mlgitops.paths`, the part of the contract the kit's actions read too."""
+
+    schema: Path
+    train: Path
+    test: Path
+    data_check: Path
+    data_profile: Path
+    model: Path
+    model_meta: Path
+    metrics: Path
+    confusion: Path
+    importance: Path
+
+
+@dataclass(frozen=True)
 class Params:
-    """All pipeline parameters."""
+    """All pipeline parameters, and the paths the contract declares."""
 
     data: DataParams
     model: ModelParams
     evaluate: EvaluateParams
+    paths: Paths
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
@@ -56,6 +73,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
             data=DataParams(**raw["data"]),
             model=ModelParams(family=model.pop("family"), hyperparameters=model),
             evaluate=EvaluateParams(**raw["evaluate"]),
+            paths=Paths(**{name: Path(value) for name, value in raw["mlgitops"]["paths"].items()}),
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path} is missing or has an unknown key: {err}") from None

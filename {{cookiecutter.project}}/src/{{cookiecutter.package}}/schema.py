@@ -10,9 +10,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-SCHEMA_FILE = Path("data/schema.yaml")
-REPORT_FILE = Path("reports/data_check.json")
-PROFILE_FILE = Path("reports/data_profile.json")
+# Versions of the two reports' layouts, which the kit's data check reads; it refuses newer ones.
+PROFILE_FORMAT = 1
+REPORT_FORMAT = 1
 # Quantiles kept per numeric column: enough to compare distributions between branches without the data.
 QUANTILES = [i / 20 for i in range(21)]
 # Ranges are widened by this share of the observed span, so unseen but plausible values pass.
@@ -39,14 +39,14 @@ def infer(frame: pd.DataFrame, target: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True, name="dataset")
 
 
-def load(path: Path = SCHEMA_FILE) -> pa.DataFrameSchema:
+def load(path: Path) -> pa.DataFrameSchema:
     """Read the declared schema."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `python -m {__package__} schema`, review it and commit it.")
     return pa.DataFrameSchema.from_yaml(path)
 
 
-def save(schema: pa.DataFrameSchema, path: Path = SCHEMA_FILE) -> None:
+def save(schema: pa.DataFrameSchema, path: Path) -> None:
     """Write the schema as pandera YAML, the form reviewers read in diffs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(schema.to_yaml(), encoding="utf-8")
@@ -84,6 +84,8 @@ def profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
             entry |= {"kind": "categorical", "counts": {str(k): int(v) for k, v in sorted(counts.items())}}
         columns[str(name)] = entry
     return {
+        "format": PROFILE_FORMAT,
+        "quantile_levels": QUANTILES,
         "rows": len(frame),
         "duplicates": int(frame.duplicated().sum()),
         "target": target,
@@ -95,8 +97,8 @@ def validate(
     splits: dict[str, Path],
     schema: pa.DataFrameSchema,
     target: str,
-    report: Path = REPORT_FILE,
-    profile_file: Path = PROFILE_FILE,
+    report: Path,
+    profile_file: Path,
 ) -> list[dict[str, str]]:
     """Profile the data, check each split, write both reports, and return the violations (empty when valid)."""
     violations: list[dict[str, str]] = []
@@ -110,8 +112,6 @@ def validate(
     profile_file.parent.mkdir(parents=True, exist_ok=True)
     profile_file.write_text(json.dumps(profile(pd.concat(frames), target), indent=2) + "\n", encoding="utf-8")
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(
-        json.dumps({"valid": not violations, "rows": rows, "violations": violations}, indent=2) + "\n",
-        encoding="utf-8",
-    )
+    result = {"format": REPORT_FORMAT, "valid": not violations, "rows": rows, "violations": violations}
+    report.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return violations

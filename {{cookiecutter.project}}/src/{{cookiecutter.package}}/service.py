@@ -7,13 +7,16 @@ import bentoml
 import joblib
 from pydantic import Field
 
-from .registry import read_meta, register, tag_for
+from .metadata import read_meta, sha256
+from .registry import tag_for
 from .serving import MAX_INSTANCES, JsonOnly, Predictions, instance_model, predict
-from .train import sha256
 
-# Paths are relative to the working directory: the project root at build time, the Bento's src/ when served.
-META = read_meta()
-TAG = register() if Path("models/model.joblib").exists() else tag_for(META)
+# Relative to the working directory: the project root at build time, the Bento's src/ when served
+# (bentofile.yaml includes it). `python -m {{ cookiecutter.package }} register` stores the model under
+# this tag before `bentoml build`; importing the service never writes to BentoML's store.
+MODEL_META = Path("models/model.json")
+META = read_meta(MODEL_META)
+TAG = tag_for(META)
 FEATURES = [f["name"] for f in META["features"]]
 Instance = instance_model(META["features"])
 

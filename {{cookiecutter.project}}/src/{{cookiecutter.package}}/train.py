@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -19,16 +18,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from .metadata import META_FORMAT, sha256
 from .params import ModelParams
 
 if TYPE_CHECKING:
-    # Only for the type: the service imports this module and ships without pandera.
+    # Only for the type: training reads the schema pandera parsed; nothing else here needs pandera.
     import pandera.pandas as pa
 
-MODEL_FILE = Path("models/model.joblib")
-META_FILE = Path("models/model.json")
-# The layout of model.json; readers refuse a newer one instead of misreading it.
-META_FORMAT = 1
 ESTIMATORS = {"logistic_regression": LogisticRegression, "random_forest": RandomForestClassifier}
 
 
@@ -70,13 +66,14 @@ def build(params: ModelParams, features: list[dict[str, Any]], seed: int) -> Pip
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
-def sha256(path: Path) -> str:
-    """Content digest of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def train(
-    train_csv: Path, target: str, params: ModelParams, seed: int, declared: pa.DataFrameSchema
+    train_csv: Path,
+    target: str,
+    params: ModelParams,
+    seed: int,
+    declared: pa.DataFrameSchema,
+    model_file: Path,
+    meta_file: Path,
 ) -> tuple[dict[str, Any], float]:
     """Fit on the training split, save model and metadata; return the metadata and the seconds fitting took."""
     frame = pd.read_csv(train_csv)
@@ -85,11 +82,11 @@ def train(
     started = time.perf_counter()
     model.fit(frame.drop(columns=[target]), frame[target].astype(str))
     seconds = time.perf_counter() - started
-    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, MODEL_FILE)
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, model_file)
     meta = {
         "format": META_FORMAT,
-        "sha256": sha256(MODEL_FILE),
+        "sha256": sha256(model_file),
         "family": params.family,
         "hyperparameters": params.hyperparameters,
         "target": target,
@@ -98,6 +95,6 @@ def train(
         "train_rows": len(frame),
         "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
     }
-    META_FILE.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     # The fit time stays out of model.json so that retraining the same model rewrites identical files.
     return meta, seconds
