@@ -290,3 +290,20 @@ def test_the_baked_contract_states_the_kits_defaults(fast_bake):
 def test_vendored_actions_are_only_what_the_workflows_run(fast_bake):
     package = fast_bake() / ".github" / "actions" / "mlgitops"
     assert (package / "post_report.py").is_file() and not (package / "docs.py").exists()
+
+
+def test_comments_in_generated_configuration_fit_a_review_pane(fast_bake):
+    project = fast_bake(package="a_rather_long_package_name_for_wrapping")
+    files = [
+        *project.glob(".github/**/*.yml"),
+        *(project / name for name in ("dvc.yaml", "params.yaml", "bentofile.yaml")),
+    ]
+    files += [project / "Makefile", project / ".pre-commit-config.yaml"]
+    long = [
+        f"{path.relative_to(project)}:{number}"
+        for path in files
+        if ".github/actions" not in str(path)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if line.lstrip().startswith("#") and len(line) > 100
+    ]
+    assert long == []

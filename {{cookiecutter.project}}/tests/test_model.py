@@ -64,9 +64,7 @@ def test_model_metadata_of_a_newer_format_is_refused(workdir):
 
 def test_evaluate_writes_metrics_and_plots(prepared, model_params, declared, paths):
     fit(prepared, model_params, declared, paths)
-    scores = evaluate.evaluate(
-        paths.model, prepared[1], "label", 0, paths.metrics, paths.confusion, paths.importance
-    )
+    scores = evaluate.evaluate(paths.model, prepared[1], "label", 0, paths.metrics, paths.confusion, paths.importance)
     assert set(scores) == set(evaluate.METRICS)
     assert scores["accuracy"] > 0.9
     assert json.loads(paths.metrics.read_text(encoding="utf-8")) == scores
