@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -254,3 +255,23 @@ def test_a_feature_is_found_in_the_schema_whatever_its_indentation(tmp_path):
     assert model_report.declaration_line("odd: name", schema) == 3
     assert model_report.declaration_line("size", schema) == 5
     assert model_report.declaration_line("missing", schema) is None
+
+
+def test_a_pipeline_stopped_past_its_budget_fails_the_gate_naming_the_figure(project):
+    (project / "reports/pr").mkdir(parents=True)
+    error = "the pipeline ran past its budget of 30 minutes (mlgitops.budget.pipeline_minutes on the base branch)"
+    stopped = {"ok": False, "over_budget": True, "error": error, "seconds": 1800.2, "ran": [], "restored": []}
+    (project / "reports/pr/train.json").write_text(json.dumps(stopped))
+    assert build(project) == 1
+    text = (project / "reports/pr/model_report.md").read_text()
+    assert "ran past its budget of 30 minutes" in text and "**Cost:** training 1800.2 s of 30 min" in text
+
+
+def test_a_report_job_over_its_budget_fails_the_gate(project):
+    (project / "reports/pr").mkdir(parents=True)
+    started = time.time() - 50 * 60
+    (project / "reports/pr/data_check.json").write_text(json.dumps({"passed": True, "started_at": started}))
+    assert build(project) == 1
+    text = (project / "reports/pr/model_report.md").read_text()
+    assert "over its budget of 45 minutes" in text and "this job 50\\.0 min of 45 min" not in text
+    assert "this job 50.0 min of 45 min" in text

@@ -63,12 +63,12 @@ def commit(repo: Path, message: str) -> None:
     sh(repo, "git", "commit", "-qm", message)
 
 
-def run_train(repo: Path, monkeypatch) -> tuple[Path, dict]:
+def run_train(repo: Path, monkeypatch, expect: int = 0) -> tuple[Path, dict]:
     """Run the train step as CI does: in a fresh clone, whose DVC cache and run cache start empty."""
     clone = repo.parent / "ci"
     sh(repo.parent, "git", "clone", "-q", str(repo), str(clone))
     monkeypatch.chdir(clone)
-    assert train.main(["--base-ref", "origin/main", "--out-dir", str(clone / "out")]) == 0
+    assert train.main(["--base-ref", "origin/main", "--out-dir", str(clone / "out")]) == expect
     return clone, json.loads((clone / "out" / "train.json").read_text())
 
 
@@ -195,3 +195,21 @@ def test_a_base_whose_pipeline_fails_says_why(repo, monkeypatch, tmp_path):
     base = baseline.resolve("main", "metrics.json")
     assert base.source == "" and "the base commit's pipeline failed" in base.error
     assert base.show_json("metrics.json") is None
+
+
+@pytest.mark.slow
+def test_a_pipeline_past_its_budget_is_stopped_and_leaves_the_committed_results(repo, monkeypatch):
+    # Given a base branch whose budget is 3 seconds, and a pull request whose stage takes a minute,
+    sh(repo, "git", "checkout", "-q", "main")
+    (repo / "params.yaml").write_text("x: 1\nmlgitops:\n  budget:\n    pipeline_minutes: 0.05\n")
+    commit(repo, "A tight budget")
+    sh(repo, "git", "checkout", "-q", "pr")
+    sh(repo, "git", "merge", "-q", "main")
+    (repo / "evaluate.py").write_text("import time\ntime.sleep(60)\n" + SCRIPT)
+    commit(repo, "A slow stage")
+    # when CI runs it, then the run is stopped with one sentence naming the budget, nothing half-written.
+    clone, result = run_train(repo, monkeypatch, expect=1)
+    assert result["over_budget"] is True and result["seconds"] < 30
+    assert "ran past its budget of 0.05 minutes (mlgitops.budget.pipeline_minutes" in result["error"]
+    assert json.loads((clone / "metrics.json").read_text()) == {"score": 2}
+    assert sh(clone, "git", "status", "--porcelain", "--untracked-files=no").strip() == ""

@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
         "min_class_share": 0.05,
         "drift": {"numeric_threshold": 0.25, "categorical_threshold": 0.2, "fail": True},
     },
+    "budget": {
+        "pipeline_minutes": 30,
+        "report_minutes": 45,
+    },
     "report": {
         "tolerance": {"default": 0.01},
         "lower_is_better": ["log_loss"],
@@ -80,7 +84,7 @@ def _merge(defaults: Any, given: Any, where: str) -> Any:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise ContractError(f"{where} in {PARAMS_FILE} must be a number of at least 0, got {value!r}.")
     return value
 

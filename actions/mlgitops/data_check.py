@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -233,6 +234,7 @@ def read_document(path: Path, kind: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Reproduce the data stages, then apply every rule; returns the machine-readable result."""
+    started_at = time.time()
     paths = contract.load(args.params)["paths"]
     check_file, profile_file = Path(args.check or paths["data_check"]), Path(args.profile or paths["data_profile"])
     if args.base_ref:
@@ -247,9 +249,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # report on disk is the committed one, about older data, and must not pass this change.
             if not check.get("violations"):
                 tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-                return {"passed": False, "error": f"the data could not be prepared: {' '.join(tail)}", "rows": 0}
+                error = f"the data could not be prepared: {' '.join(tail)}"
+                return {"passed": False, "error": error, "rows": 0, "started_at": started_at}
     if not check_file.is_file() or not profile_file.is_file():
-        return {"passed": False, "error": f"{check_file} or {profile_file} is missing", "rows": 0}
+        error = f"{check_file} or {profile_file} is missing"
+        return {"passed": False, "error": error, "rows": 0, "started_at": started_at}
     rules = settings(Path(args.params), args.base_ref)
     check = read_document(check_file, "data_check")
     profile = read_document(profile_file, "data_profile")
@@ -264,6 +268,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         findings += moved
     return {
         "format": contract.FORMATS["data_check"],
+        # The report job's clock starts here: the first of the kit's steps.
+        "started_at": started_at,
         "passed": all(f.passed for f in findings),
         "rows": profile["rows"],
         "base": args.base_ref if base is not None else None,

@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -246,6 +247,7 @@ class Inputs:
     params: dict[str, Any]
     primary: str
     rules: dict[str, Any]
+    budget: dict[str, Any]
     head_metrics: dict[str, float]
     base: baseline.Baseline
     base_metrics: dict[str, float] | None
@@ -286,13 +288,15 @@ def collect(args: argparse.Namespace) -> Inputs:
     base_params_text = gitrefs.show(args.base_ref, args.params) if args.base_ref else None
     base_params = (yaml.safe_load(base_params_text) or {}) if base_params_text else None
     # A pull request must not loosen its own gate: its settings take effect once merged.
-    rules = settings(params if not args.base_ref else base_params or {})
+    gate = contract.from_params(params if not args.base_ref else base_params or {})
+    rules = gate["report"]
     base = baseline.resolve(args.base_ref, args.metrics)
     sections = Path(args.sections)
     return Inputs(
         params=params,
         primary=(params.get("evaluate") or {}).get("metric", ""),
         rules=rules,
+        budget=gate["budget"],
         head_metrics=read_json(Path(args.metrics)) or {},
         base=base,
         base_metrics=base.show_json(args.metrics),
@@ -306,6 +310,24 @@ def collect(args: argparse.Namespace) -> Inputs:
     )
 
 
+def report_minutes(inputs: Inputs) -> float | None:
+    """Minutes since the first of the kit's steps started (the data check), or None when it left no time."""
+    started = (inputs.data or {}).get("started_at")
+    return (time.time() - started) / 60 if isinstance(started, int | float) else None
+
+
+def cost_line(inputs: Inputs) -> str:
+    """Training time and the report job's minutes against their budgets."""
+    parts = []
+    train = inputs.train or {}
+    if "seconds" in train:
+        parts.append(f"training {train['seconds']} s of {float(inputs.budget['pipeline_minutes']):g} min")
+    minutes = report_minutes(inputs)
+    if minutes is not None:
+        parts.append(f"this job {minutes:.1f} min of {float(inputs.budget['report_minutes']):g} min")
+    return f"**Cost:** {'; '.join(parts)} (budgets in `mlgitops.budget`)." if parts else ""
+
+
 def decide(inputs: Inputs, args: argparse.Namespace) -> Decision:
     """Apply the gate to the collected results."""
     rows = compare(inputs.base_metrics, inputs.head_metrics, inputs.rules)
@@ -313,7 +335,14 @@ def decide(inputs: Inputs, args: argparse.Namespace) -> Decision:
     if inputs.data is not None and not inputs.data["passed"]:
         reasons.append("the data check failed")
     if inputs.train is not None and not inputs.train.get("ok", True):
-        reasons.append("the pipeline failed")
+        reasons.append(inputs.train["error"] if inputs.train.get("over_budget") else "the pipeline failed")
+    minutes = report_minutes(inputs)
+    budget = float(inputs.budget["report_minutes"])
+    if minutes is not None and minutes > budget:
+        reasons.append(
+            f"the report job took {minutes:.1f} minutes from the data check to the gate, over its budget of "
+            f"{budget:g} minutes (mlgitops.budget.report_minutes on the base branch)"
+        )
     reasons += [m["sentence"] for m in (inputs.train or {}).get("mismatches", [])]
     if not inputs.head_metrics:
         reasons.append(f"{args.metrics} is missing")
@@ -348,6 +377,9 @@ def render(inputs: Inputs, decision: Decision, args: argparse.Namespace) -> str:
         lines.append("**Gate: passed.** No metric regressed beyond its tolerance and the data checks passed.")
     else:
         lines += ["**Gate: failed.**", "", *[f"- {md.text(reason, limit=400)}" for reason in decision.reasons]]
+    cost = cost_line(inputs)
+    if cost:
+        lines += ["", cost]
     lines += ["", "### Metrics", ""]
     if inputs.base_metrics is None:
         if inputs.base.error:

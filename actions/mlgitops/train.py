@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import gha, gitrefs, trust
+from . import contract, gha, gitrefs, trust
 from . import markdown as md
 
 RAN = re.compile(r"^Running stage '(?P<stage>[^']+)'", re.MULTILINE)
@@ -82,6 +85,33 @@ def same_remote(base_ref: str) -> bool:
     return gitrefs.show(base_ref, ".dvc/config") == here
 
 
+def run_within(command: list[str], seconds: float) -> tuple[int | None, str]:
+    """Run a command in its own process group; stop the whole group past the budget (returncode None)."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = process.communicate(timeout=seconds)
+        return process.returncode, output
+    except subprocess.TimeoutExpired:
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                output, _ = process.communicate(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                output = ""
+        return None, output or ""
+
+
+def restore_committed(paths: set[str]) -> None:
+    """Put back the committed copies of dvc.lock and the pipeline's git-tracked outputs."""
+    tracked = sorted(path for path in {"dvc.lock", *paths} if path in gitrefs.tracked("HEAD"))
+    if tracked:
+        gitrefs.git("checkout", "HEAD", "--", *tracked)
+
+
 def reproduce(push: bool, base_ref: str = "") -> dict[str, Any]:
     """Decide what must run, run it, check the committed results against CI's, and describe the outcome."""
     # Earlier steps (data-check) may already have rewritten dvc.lock: compare with the commit's.
@@ -123,18 +153,27 @@ def reproduce(push: bool, base_ref: str = "") -> dict[str, Any]:
         pulled = dvc("pull", "--run-cache", "--allow-missing")
         if pulled.returncode != 0:
             gha.annotate("warning", f"could not pull the run cache: {pulled.stderr.strip()[-300:]}", title="train")
+    # The budget is a gate setting: the base branch's, so a pull request cannot raise its own.
+    budget = float(contract.load(ref=base_ref)["budget"]["pipeline_minutes"]) * 60
+    result["budget_seconds"] = budget
     started = time.perf_counter()
-    done = dvc("repro")
+    returncode, output = run_within(["dvc", "repro"], budget)
     result["seconds"] = round(time.perf_counter() - started, 2)
-    output = done.stdout + done.stderr
     sys.stdout.write(output)
     result |= {
-        "ok": done.returncode == 0,
+        "ok": returncode == 0,
         "ran": RAN.findall(output),
         "restored": RESTORED.findall(output),
         "skipped": SKIPPED.findall(output),
     }
-    if done.returncode != 0:
+    if returncode is None:
+        restore_committed(pipeline_outputs())
+        result["over_budget"] = True
+        result["error"] = (
+            f"the pipeline ran past its budget of {budget / 60:g} minutes (mlgitops.budget.pipeline_minutes "
+            "on the base branch) and was stopped; the workspace holds the committed results again"
+        )
+    elif returncode != 0:
         result["error"] = " ".join(output.strip().splitlines()[-3:])
     else:
         verdict = trust.check_outputs(base_ref) if base_ref else trust.Verdict([], [])
@@ -142,7 +181,7 @@ def reproduce(push: bool, base_ref: str = "") -> dict[str, Any]:
         result["stale"] = verdict.stale
     new_lock = Path("dvc.lock").read_text(encoding="utf-8") if Path("dvc.lock").is_file() else None
     result["stale_lock"] = committed_lock is not None and trust.stages_of(new_lock) != trust.stages_of(committed_lock)
-    if remote and push and done.returncode == 0:
+    if remote and push and returncode == 0:
         pushed = dvc("push", "--run-cache")
         if pushed.returncode != 0:
             gha.annotate("warning", f"could not push the run cache: {pushed.stderr.strip()[-300:]}", title="train")
@@ -154,12 +193,15 @@ def render(result: dict[str, Any]) -> str:
     lines = ["### Training", ""]
     if "note" in result:
         return "\n".join([*lines, result["note"]])
-    if not result["ok"]:
+    if result.get("over_budget"):
+        lines.append(f"⏱️ Stopped: {md.text(result['error'], limit=500)}.")
+    elif not result["ok"]:
         lines.append(f"The pipeline failed: {md.text(result.get('error', ''), limit=500)}")
     ran = ", ".join(md.code(s) for s in result["ran"]) or "none"
     restored = ", ".join(md.code(s) for s in result["restored"]) or "none"
+    budget = f" of its {result['budget_seconds'] / 60:g}-minute budget" if result.get("budget_seconds") else ""
     lines.append(
-        f"Stages run: {ran}. Restored from the run cache: {restored}. The pipeline took {result['seconds']} s."
+        f"Stages run: {ran}. Restored from the run cache: {restored}. The pipeline took {result['seconds']} s{budget}."
     )
     if result.get("untrusted"):
         cells = [[md.code(stage), md.text(reason)] for stage, reason in sorted(result["untrusted"].items())]
