@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -28,6 +29,8 @@ OWNER = "octo"
 STANDINS = Path(__file__).parent / "standins"
 PINS = {name: value.split(" # ")[0] for name, value in COOKIECUTTER_JSON["_pins"].items()}
 POST_TOKEN = "ghs_post_only"
+# act's line when a job starts the train step; once it is printed the run is training.
+TRAIN_STEP_STARTED = re.compile(r"Run Main \S*/actions/train\b")
 
 
 @dataclass
@@ -40,6 +43,37 @@ class Run:
 
     def file(self, name: str) -> str:
         return (self.artifact / name).read_text(encoding="utf-8")
+
+
+@dataclass
+class Background:
+    """An act run left running: its process (leading its own process group), its log and its artifacts folder."""
+
+    process: subprocess.Popen
+    log: Path
+    artifacts: Path
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 900) -> None:
+        """Return once the run has logged a line matching the pattern; fail if it ends or times out first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            # Polled before reading, so a run that has ended is judged on its whole log.
+            ended = self.process.poll() is not None
+            log = self.log.read_text(encoding="utf-8", errors="replace")
+            if pattern.search(log):
+                return
+            if ended or time.monotonic() > deadline:
+                if not ended:
+                    self.cancel()
+                raise AssertionError(
+                    f"the run never logged {pattern.pattern!r} (exit {self.process.poll()}):\n{log[-4000:]}"
+                )
+            time.sleep(0.2)  # the poll interval of a bounded wait, not a guess at how long the run takes
+
+    def cancel(self) -> int:
+        """Kill the whole run, act and every process it started, as GitHub cancels a superseded run."""
+        os.killpg(self.process.pid, signal.SIGTERM)
+        return self.process.wait(timeout=60)
 
 
 @dataclass
@@ -119,19 +153,17 @@ class World:
         done = self.act("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
         return Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
 
-    def report_in_background(self, branch: str) -> subprocess.Popen:
+    def report_in_background(self, branch: str) -> Background:
         """Start "Model report" without waiting, in its own process group so it can be cancelled whole."""
         event = self.report_event(branch, None)
         artifacts = self.root / f"artifacts-{self.runs + 1}"
         command = self.act_command("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
-        return subprocess.Popen(
-            command,
-            cwd=self.project,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        log = self.root / f"act-{self.runs}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=self.project, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return Background(process, log, artifacts)
 
     def post(self, run: Run, branch: str, poster: str = "builtin") -> subprocess.CompletedProcess[str]:
         """Run "Post model report" for a finished report run, with the only write token in this story.
@@ -326,11 +358,12 @@ def test_fork_pull_request_gets_its_report_without_any_token_in_the_build(world)
 
 def test_cancelled_run_then_rerun_leaves_one_current_comment(world):
     world.start("retry", set_param("  max_iter: 1000", "  max_iter: 1500"), "More iterations")
-    # GitHub cancels a run when a newer push supersedes it: kill the whole run while it works.
+    # GitHub cancels a run when a newer push supersedes it: kill the whole run while it trains.
     cancelled = world.report_in_background("retry")
-    time.sleep(25)
-    os.killpg(cancelled.pid, signal.SIGTERM)
-    cancelled.wait(timeout=60)
+    cancelled.wait_for(TRAIN_STEP_STARTED)
+    assert cancelled.cancel() != 0
+    assert not cancelled.artifacts.exists(), "the run was killed too late: it had already uploaded its report"
+
     run = world.report("retry")
     assert run.returncode == 0, run.log[-4000:]
     assert world.post(run, "retry").returncode == 0
