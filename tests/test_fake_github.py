@@ -13,8 +13,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-import fake_github
-from fake_github import ACTIONS_BOT, MAX_COMMENT_LENGTH, FakeGitHub, webhook_example
+from fake_github import ACTIONS_BOT, MAX_COMMENT_LENGTH, FakeGitHub, openapi, webhook_example
 
 HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
 BASE_SHA = "fedcba9876543210fedcba9876543210fedcba98"
@@ -367,9 +366,9 @@ def test_given_an_example_that_does_not_exist_then_lookup_error_names_what_does(
 
 
 def test_given_the_npm_packages_are_not_installed_then_the_error_says_how_to_install_them(monkeypatch, tmp_path):
-    monkeypatch.setattr(fake_github, "OPENAPI_JSON", tmp_path / "api.github.com.json")
+    monkeypatch.setattr(openapi, "OPENAPI_JSON", tmp_path / "api.github.com.json")
     with pytest.raises(FileNotFoundError, match=re.escape("npm ci --prefix tests")):
-        fake_github.openapi_spec.__wrapped__()
+        openapi.openapi_spec.__wrapped__()
 
 
 def test_given_tokens_of_two_identities_then_each_comment_is_authored_by_its_tokens_identity():

@@ -1,7 +1,7 @@
 """The generated pull request workflows, run for real by act against the GitHub stand-in, one scenario per test.
 
-The scenarios share one baked repository and run in order: a parameter change, a second push to it,
-a README-only change, a regression, a schema violation and a pull request from a fork.
+The scenarios share one baked repository (baking is the slow part) but nothing else: each starts its own
+branch from main, so any one of them passes when run alone.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -28,6 +29,8 @@ OWNER = "octo"
 STANDINS = Path(__file__).parent / "standins"
 PINS = {name: value.split(" # ")[0] for name, value in COOKIECUTTER_JSON["_pins"].items()}
 POST_TOKEN = "ghs_post_only"
+# act's line when a job starts the train step; once it is printed the run is training.
+TRAIN_STEP_STARTED = re.compile(r"Run Main \S*/actions/train\b")
 
 
 @dataclass
@@ -43,6 +46,37 @@ class Run:
 
 
 @dataclass
+class Background:
+    """An act run left running: its process (leading its own process group), its log and its artifacts folder."""
+
+    process: subprocess.Popen
+    log: Path
+    artifacts: Path
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 900) -> None:
+        """Return once the run has logged a line matching the pattern; fail if it ends or times out first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            # Polled before reading, so a run that has ended is judged on its whole log.
+            ended = self.process.poll() is not None
+            log = self.log.read_text(encoding="utf-8", errors="replace")
+            if pattern.search(log):
+                return
+            if ended or time.monotonic() > deadline:
+                if not ended:
+                    self.cancel()
+                raise AssertionError(
+                    f"the run never logged {pattern.pattern!r} (exit {self.process.poll()}):\n{log[-4000:]}"
+                )
+            time.sleep(0.2)  # the poll interval of a bounded wait, not a guess at how long the run takes
+
+    def cancel(self) -> int:
+        """Kill the whole run, act and every process it started, as GitHub cancels a superseded run."""
+        os.killpg(self.process.pid, signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+@dataclass
 class World:
     """A baked repository on main, the GitHub stand-in, and what act needs to run the workflows."""
 
@@ -52,18 +86,23 @@ class World:
     github: FakeGitHub
     runs: int = 0
     numbers: dict[str, int] = field(default_factory=dict)
-    last_runs: dict[str, Run] = field(default_factory=dict)
 
     def git(self, *args: str) -> str:
         command = ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args]
         return subprocess.run(command, cwd=self.project, check=True, capture_output=True, text=True).stdout.strip()
 
+    def start(self, branch: str, change, message: str) -> str:
+        """Create the branch from main with a first commit; fail if another scenario already took its name."""
+        self.git("checkout", "-q", "-b", branch, "main")
+        return self.commit(change, message)
+
     def push(self, branch: str, change, message: str) -> str:
-        """Commit a change on the branch (created from main on first use); return the new head commit."""
-        if branch in self.git("branch", "--format=%(refname:short)").split():
-            self.git("checkout", "-q", branch)
-        else:
-            self.git("checkout", "-q", "-b", branch, "main")
+        """Commit another change on a branch this scenario started; return the new head commit."""
+        self.git("checkout", "-q", branch)
+        return self.commit(change, message)
+
+    def commit(self, change, message: str) -> str:
+        """Apply the change to the checked-out branch and commit it; return the new head commit."""
         change(self.project)
         self.git("commit", "-qam", message)
         return self.git("rev-parse", "HEAD")
@@ -112,22 +151,19 @@ class World:
         event = self.report_event(branch, fork)
         artifacts = self.root / f"artifacts-{self.runs + 1}"
         done = self.act("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
-        self.last_runs[branch] = Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
-        return self.last_runs[branch]
+        return Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
 
-    def report_in_background(self, branch: str) -> subprocess.Popen:
+    def report_in_background(self, branch: str) -> Background:
         """Start "Model report" without waiting, in its own process group so it can be cancelled whole."""
         event = self.report_event(branch, None)
         artifacts = self.root / f"artifacts-{self.runs + 1}"
         command = self.act_command("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
-        return subprocess.Popen(
-            command,
-            cwd=self.project,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        log = self.root / f"act-{self.runs}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=self.project, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return Background(process, log, artifacts)
 
     def post(self, run: Run, branch: str, poster: str = "builtin") -> subprocess.CompletedProcess[str]:
         """Run "Post model report" for a finished report run, with the only write token in this story.
@@ -187,7 +223,7 @@ def set_param(key: str, value):
 
 
 def test_param_change_gets_a_report_comment(world):
-    world.push("tune", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
+    world.start("tune", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
     run = world.report("tune")
     assert run.returncode == 0, run.log[-4000:]
     assert "| `model.C` | `1.0` | `0.3` |" in run.file("model_report.md")
@@ -200,23 +236,38 @@ def test_param_change_gets_a_report_comment(world):
 
 
 def test_second_push_updates_the_same_comment(world):
-    world.push("tune", set_param("  C: 0.3", "  C: 0.5"), "Settle on C=0.5")
-    run = world.report("tune")
+    world.start("settle", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
+    first = world.report("settle")
+    assert first.returncode == 0, first.log[-4000:]
+    assert world.post(first, "settle").returncode == 0
+    [posted_first] = world.comments("settle")
+
+    world.push("settle", set_param("  C: 0.3", "  C: 0.5"), "Settle on C=0.5")
+    run = world.report("settle")
     assert run.returncode == 0, run.log[-4000:]
-    assert world.post(run, "tune").returncode == 0
-    [comment] = world.comments("tune")
+    assert world.post(run, "settle").returncode == 0
+
+    [comment] = world.comments("settle")
+    assert comment["id"] == posted_first["id"]
     assert "| `model.C` | `1.0` | `0.5` |" in comment["body"]
 
 
 def test_with_report_poster_unset_cml_updates_the_same_comment_and_a_refusal_is_a_warning(world):
-    run = world.last_runs["tune"]
-    posted = world.post(run, "tune", poster="")
+    world.start("switch-poster", set_param("  C: 1.0", "  C: 0.7"), "Try C=0.7")
+    run = world.report("switch-poster")
+    assert run.returncode == 0, run.log[-4000:]
+    assert world.post(run, "switch-poster").returncode == 0
+    [by_builtin] = world.comments("switch-poster")
+
+    posted = world.post(run, "switch-poster", poster="")
     assert posted.returncode == 0, posted.stdout[-4000:]
-    [comment] = world.comments("tune")
+    [comment] = world.comments("switch-poster")
+    assert comment["id"] == by_builtin["id"]
     assert comment["body"].rstrip().endswith('"CML watermark model-report")')
+
     refusal = {"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"}
     world.github.fail("PATCH", r"/issues/comments/\d+$", 403, headers={"x-ratelimit-remaining": None}, body=refusal)
-    refused = world.post(run, "tune", poster="")
+    refused = world.post(run, "switch-poster", poster="")
     assert refused.returncode == 0, refused.stdout[-4000:]
     assert "the report was not posted: cml comment update exited 1: Resource not accessible by integration" in (
         refused.stdout
@@ -228,7 +279,7 @@ def test_readme_only_change_trains_nothing(world):
         with (project / "README.md").open("a", encoding="utf-8") as handle:
             handle.write("\nA note for readers.\n")
 
-    world.push("docs", edit_readme, "Document the project")
+    world.start("docs", edit_readme, "Document the project")
     run = world.report("docs")
     assert run.returncode == 0, run.log[-4000:]
     train = json.loads(run.file("train.json"))
@@ -238,7 +289,7 @@ def test_readme_only_change_trains_nothing(world):
 
 
 def test_regression_beyond_tolerance_fails_with_the_reason_in_the_comment(world):
-    world.push("regress", set_param("  C: 1.0", "  C: 0.0005"), "Regularise hard")
+    world.start("regress", set_param("  C: 1.0", "  C: 0.0005"), "Regularise hard")
     run = world.report("regress")
     assert run.returncode != 0
     report = run.file("model_report.md")
@@ -256,7 +307,7 @@ def test_schema_violation_fails_data_check_naming_the_column_and_loses_nothing(w
         schema["columns"]["mean radius"]["in_range"]["max_value"] = 10
         path.write_text(yaml.safe_dump(schema, sort_keys=False), encoding="utf-8")
 
-    world.push("tighten", tighten, "Declare small tumours only")
+    world.start("tighten", tighten, "Declare small tumours only")
     run = world.report("tighten")
     assert run.returncode != 0
     assert "::error file=data/schema.yaml,title=data-check::column 'mean radius'" in run.log
@@ -269,7 +320,7 @@ def test_schema_violation_fails_data_check_naming_the_column_and_loses_nothing(w
 
 
 def test_results_edited_with_their_lock_hashes_fail_the_gate_and_the_report_shows_ci_numbers(world):
-    reproduced = json.loads((world.project / "metrics.json").read_text(encoding="utf-8"))
+    reproduced = json.loads(world.git("show", "main:metrics.json"))
 
     def forge(project: Path) -> None:
         # What a hostile contributor does: better numbers, and dvc.lock re-hashed to match them.
@@ -281,7 +332,7 @@ def test_results_edited_with_their_lock_hashes_fail_the_gate_and_the_report_show
                 out.update(md5=hashlib.md5(text.encode()).hexdigest(), size=len(text.encode()))
         (project / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
 
-    world.push("forge", forge, "Better numbers")
+    world.start("forge", forge, "Better numbers")
     run = world.report("forge")
     assert run.returncode != 0
     report = run.file("model_report.md")
@@ -293,7 +344,7 @@ def test_results_edited_with_their_lock_hashes_fail_the_gate_and_the_report_show
 
 
 def test_fork_pull_request_gets_its_report_without_any_token_in_the_build(world):
-    world.push("fork-idea", set_param("  max_iter: 1000", "  max_iter: 2000"), "More iterations")
+    world.start("fork-idea", set_param("  max_iter: 1000", "  max_iter: 2000"), "More iterations")
     before = len(world.github.requests)
     run = world.report("fork-idea", fork="stranger/cancer-classifier")
     assert run.returncode == 0, run.log[-4000:]
@@ -306,12 +357,13 @@ def test_fork_pull_request_gets_its_report_without_any_token_in_the_build(world)
 
 
 def test_cancelled_run_then_rerun_leaves_one_current_comment(world):
-    world.push("retry", set_param("  max_iter: 1000", "  max_iter: 1500"), "More iterations")
-    # GitHub cancels a run when a newer push supersedes it: kill the whole run while it works.
+    world.start("retry", set_param("  max_iter: 1000", "  max_iter: 1500"), "More iterations")
+    # GitHub cancels a run when a newer push supersedes it: kill the whole run while it trains.
     cancelled = world.report_in_background("retry")
-    time.sleep(25)
-    os.killpg(cancelled.pid, signal.SIGTERM)
-    cancelled.wait(timeout=60)
+    cancelled.wait_for(TRAIN_STEP_STARTED)
+    assert cancelled.cancel() != 0
+    assert not cancelled.artifacts.exists(), "the run was killed too late: it had already uploaded its report"
+
     run = world.report("retry")
     assert run.returncode == 0, run.log[-4000:]
     assert world.post(run, "retry").returncode == 0

@@ -1,27 +1,4 @@
-"""A stand-in for GitHub's REST API, for tests only: a loopback HTTP server with in-memory state.
-
-GitHub is unreachable from the machines that run these tests, so the product's GitHub client is pointed at this
-server instead. It implements only the endpoints the product calls:
-
-- ``GET   /repos/{owner}/{repo}/issues/{issue_number}/comments`` (paginated with a ``Link`` header, like GitHub)
-- ``POST  /repos/{owner}/{repo}/issues/{issue_number}/comments``
-- ``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``
-- ``GET   /repos/{owner}/{repo}/pulls/{pull_number}`` (pull requests are added by the test with ``add_pull``)
-
-A comment is authored by the identity of the token that posted it: ``github-actions[bot]``, as for a workflow's
-``GITHUB_TOKEN``, unless ``identities`` maps the token to another login. Every other endpoint answers 404 and counts
-as a failure. A test can also make the next requests fail the ways
-GitHub fails (primary and secondary rate limits, 5xx) with ``FakeGitHub.fail``.
-
-Every request and every response is checked against GitHub's official OpenAPI description: the ``api.github.com``
-description in the npm package ``@octokit/openapi``, pinned in ``tests/package.json`` and installed with
-``npm ci --prefix tests``. Path and query parameters, JSON request bodies and JSON response bodies are validated
-against the operation GitHub documents for that method and path, so neither the product nor this stand-in can
-drift from the real API unnoticed. Mismatches are collected in ``FakeGitHub.spec_errors`` and raised as an
-``AssertionError`` when the ``with`` block ends.
-
-``webhook_example`` returns real webhook payloads from the npm package ``@octokit/webhooks-examples``.
-"""
+"""The stand-in's HTTP server on 127.0.0.1: GitHub's endpoints the product calls, over in-memory state."""
 
 from __future__ import annotations
 
@@ -35,30 +12,27 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from jsonschema import Draft4Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, relevance
-from referencing import Registry
-from referencing.jsonschema import DRAFT4
-
-OCTOKIT = Path(__file__).resolve().parent / "node_modules" / "@octokit"
-# The description that keeps its $refs: a fifth of the dereferenced one's size, so it parses in a fraction of a second.
-OPENAPI_JSON = OCTOKIT / "openapi" / "generated" / "api.github.com.json"
-WEBHOOK_EXAMPLES_JSON = OCTOKIT / "webhooks-examples" / "api.github.com" / "index.json"
-NPM_HINT = (
-    "run `npm ci --prefix tests` from the repository root to install the npm packages pinned in tests/package.json"
+from .openapi import (
+    DOCS_URL,
+    OPERATIONS,
+    Operation,
+    body_problems,
+    documented_as,
+    operations,
+    parameter_problems,
+    response_problems,
+    routes,
 )
 
-DOCS_URL = "https://docs.github.com/rest"
 RATE_LIMIT_DOCS_URL = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
 API_VERSION = "2022-11-28"
 RATE_LIMIT = 5000
@@ -67,18 +41,6 @@ MAX_COMMENT_LENGTH = 65536
 ACTIONS_BOT = "github-actions[bot]"
 ACTIONS_BOT_ID = 41898282
 
-# The operations implemented here: GitHub's method and path template, and the FakeGitHub method that answers it.
-OPERATIONS: dict[tuple[str, str], str] = {
-    ("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): "_list_comments",
-    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): "_create_comment",
-    ("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}"): "_update_comment",
-    ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"): "_get_pull",
-}
-
-# An identifier for the registry of the description's schemas; never fetched.
-_SCHEMA_BASE = "https://api.github.com/openapi/api.github.com.json"
-# The only error schema GitHub documents for every status it can send without listing it (401, 429, 502, ...).
-_BASIC_ERROR = "basic-error"
 _FAULT_MESSAGES = {
     403: ("API rate limit exceeded for installation ID 1.", f"{RATE_LIMIT_DOCS_URL}#about-primary-rate-limits"),
     429: (
@@ -150,304 +112,6 @@ class _Pull:
     draft: bool
     login: str
     created_at: str
-
-
-@dataclass(frozen=True)
-class _Operation:
-    """One operation of the description, reduced to what checking traffic needs."""
-
-    method: str
-    template: str
-    operation_id: str
-    docs_url: str
-    parameters: tuple[dict[str, Any], ...]
-    request: Draft4Validator | None
-    request_required: bool
-    responses: dict[int, Draft4Validator | None]
-    basic_error: Draft4Validator
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# GitHub's OpenAPI description
-
-
-def _require(path: Path, what: str) -> Path:
-    """The path, or a FileNotFoundError that says how to install the npm package it comes from."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} is missing ({path}): {NPM_HINT}.")
-    return path
-
-
-@functools.cache
-def openapi_spec() -> dict[str, Any]:
-    """GitHub's OpenAPI description of api.github.com from @octokit/openapi, parsed once per process."""
-    return json.loads(_require(OPENAPI_JSON, "GitHub's OpenAPI description").read_bytes())
-
-
-def _pointer(document: Any, ref: str) -> Any:
-    """The node a local JSON pointer such as `#/components/schemas/x` names."""
-    node = document
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def _deref(spec: dict[str, Any], node: Any) -> Any:
-    """A parameter, response or request body with its own $ref followed (schemas keep theirs for jsonschema)."""
-    while isinstance(node, dict) and "$ref" in node:
-        node = _pointer(spec, node["$ref"])
-    return node
-
-
-def _schema_names(spec: dict[str, Any], roots: Iterable[Any]) -> set[str]:
-    """The component schemas reachable from the roots, so only they are converted."""
-    prefix = "#/components/schemas/"
-    refs: set[str] = set()
-    pending = list(roots)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending.extend(node)
-        elif isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/") and ref not in refs:
-                refs.add(ref)
-                pending.append(_pointer(spec, ref))
-            pending.extend(node.values())
-    return {ref.removeprefix(prefix) for ref in refs if ref.startswith(prefix)}
-
-
-_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
-_SCHEMA_VALUES = ("items", "additionalProperties", "not")
-
-
-def _json_schema(schema: Any) -> Any:
-    """An OpenAPI 3.0 schema as JSON Schema draft 4, which it extends: `nullable: true` becomes "or null"."""
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: value for key, value in schema.items() if key not in ("nullable", "example", "examples")}
-    if isinstance(out.get("$ref"), str) and out["$ref"].startswith("#"):
-        # Absolute, so an inline schema resolves its refs in the registry and not in itself.
-        out["$ref"] = _SCHEMA_BASE + out["$ref"]
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {name: _json_schema(value) for name, value in out["properties"].items()}
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [_json_schema(value) for value in out[key]]
-    for key in _SCHEMA_VALUES:
-        if key in out:
-            out[key] = _json_schema(out[key])
-    return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") is True else out
-
-
-def _is_date_time(value: object) -> bool:
-    """RFC 3339 date-time, as GitHub writes it: a date, a time with seconds and a zone."""
-    if not isinstance(value, str):
-        return True
-    if _DATE_TIME.fullmatch(value) is None:
-        return False
-    datetime.fromisoformat(value)  # raises ValueError on an impossible date such as February 30
-    return True
-
-
-def _is_uri(value: object) -> bool:
-    """An absolute URI: a scheme and something after it."""
-    if not isinstance(value, str):
-        return True
-    parts = urlsplit(value)
-    return bool(parts.scheme) and bool(parts.netloc or parts.path) and " " not in value
-
-
-# jsonschema checks these two formats only with optional packages; the checks GitHub's values need are short.
-_FORMATS = FormatChecker(formats=())
-_FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
-_FORMATS.checks("uri")(_is_uri)
-
-
-def _validator(schema: Any, registry: Registry) -> Draft4Validator:
-    """A validator for one schema of the description, resolving its $refs in the registry."""
-    return Draft4Validator(_json_schema(schema), registry=registry, format_checker=_FORMATS)
-
-
-def _json_body_schema(spec: dict[str, Any], message: dict[str, Any]) -> Any:
-    """The application/json schema of a request body or response, or None when it has no JSON content."""
-    content = _deref(spec, message).get("content", {})
-    media = content.get("application/json") or next(iter(content.values()), None)
-    return None if media is None else media.get("schema", {})
-
-
-def _operation(spec: dict[str, Any], method: str, template: str, registry: Registry) -> _Operation:
-    """The description's operation for method and template, with validators built."""
-    raw = spec["paths"][template][method.lower()]
-    body = _deref(spec, raw["requestBody"]) if "requestBody" in raw else None
-    body_schema = None if body is None else _json_body_schema(spec, body)
-    responses: dict[int, Draft4Validator | None] = {}
-    for status, response in raw["responses"].items():
-        if not status.isdigit():
-            continue  # a "default" response would be GitHub's generic error, which basic_error already covers
-        schema = _json_body_schema(spec, response)
-        responses[int(status)] = None if schema is None else _validator(schema, registry)
-    return _Operation(
-        method=method,
-        template=template,
-        operation_id=raw["operationId"],
-        docs_url=raw.get("externalDocs", {}).get("url", DOCS_URL),
-        parameters=tuple(_deref(spec, parameter) for parameter in raw.get("parameters", [])),
-        request=None if body_schema is None else _validator(body_schema, registry),
-        request_required=bool(body and body.get("required")),
-        responses=responses,
-        basic_error=_validator({"$ref": f"#/components/schemas/{_BASIC_ERROR}"}, registry),
-    )
-
-
-@functools.cache
-def _operations() -> dict[tuple[str, str], _Operation]:
-    """The implemented operations as GitHub describes them, built once per process."""
-    spec = openapi_spec()
-    try:
-        raw = [spec["paths"][template][method.lower()] for method, template in OPERATIONS]
-    except KeyError as missing:
-        raise AssertionError(f"GitHub's OpenAPI description no longer has the operation {missing}") from None
-    roots = [*raw, {"$ref": f"#/components/schemas/{_BASIC_ERROR}"}]
-    schemas = spec["components"]["schemas"]
-    document = {"components": {"schemas": {name: _json_schema(schemas[name]) for name in _schema_names(spec, roots)}}}
-    registry = Registry().with_resource(_SCHEMA_BASE, DRAFT4.create_resource(document))
-    return {(method, template): _operation(spec, method, template, registry) for method, template in OPERATIONS}
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    """A regex that matches concrete paths of an OpenAPI path template, capturing its parameters."""
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
-
-
-@functools.cache
-def _routes() -> tuple[tuple[str, str, re.Pattern[str]], ...]:
-    """The implemented (method, template, regex) triples."""
-    return tuple((method, template, _template_regex(template)) for method, template in OPERATIONS)
-
-
-@functools.cache
-def _documented_routes() -> tuple[tuple[str, str, re.Pattern[str]], ...]:
-    """Every (method, operationId, regex) of the description, most literal templates first."""
-    routes = [
-        (method.upper(), operation["operationId"], _template_regex(template))
-        for template, item in openapi_spec()["paths"].items()
-        for method, operation in item.items()
-        if isinstance(operation, dict) and "operationId" in operation
-    ]
-    return tuple(sorted(routes, key=lambda route: route[2].groups))
-
-
-def _documented_as(method: str, path: str) -> str:
-    """What the description calls an endpoint the stand-in lacks, to say whether it is real GitHub API."""
-    for route_method, operation_id, regex in _documented_routes():
-        if route_method == method and regex.fullmatch(path):
-            return f"GitHub documents it as {operation_id}"
-    return "GitHub's OpenAPI description has no such endpoint either"
-
-
-def _loosely_typed(value: str, schema: dict[str, Any]) -> bool:
-    """Whether a path or query string can stand for a value of the schema's type."""
-    kind = schema.get("type")
-    if "enum" in schema and value not in [str(item) for item in schema["enum"]]:
-        return False
-    if kind == "integer":
-        return re.fullmatch(r"-?\d+", value) is not None
-    if kind == "number":
-        return re.fullmatch(r"-?\d+(\.\d+)?", value) is not None
-    if kind == "boolean":
-        return value in ("true", "false")
-    if schema.get("format") == "date-time":
-        try:
-            return _is_date_time(value)
-        except ValueError:
-            return False
-    return True
-
-
-def _schema_problems(validator: Draft4Validator, instance: Any) -> list[str]:
-    """The most relevant ways an instance breaks a schema, each with where in the instance."""
-    errors: list[ValidationError] = sorted(validator.iter_errors(instance), key=relevance)
-    return [f"{_shorten(error.message)} (at {error.json_path})" for error in errors[:5]]
-
-
-def _shorten(text: str, limit: int = 300) -> str:
-    """Text cut to a readable length: messages repeat whole instances, and a pull request is long."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _parameter_problems(operation: _Operation, path_params: dict[str, str], query: dict[str, str]) -> list[str]:
-    """How the path and query parameters disagree with the description."""
-    problems = []
-    for parameter in operation.parameters:
-        where, name, schema = parameter["in"], parameter["name"], parameter.get("schema", {})
-        value = {"path": path_params, "query": query}.get(where, {}).get(name)
-        if value is None:
-            if parameter.get("required"):
-                problems.append(f"the required {where} parameter {name!r} is missing")
-        elif not _loosely_typed(value, schema):
-            kind = " ".join(filter(None, [schema.get("type", "string"), schema.get("format")]))
-            problems.append(f"the {where} parameter {name}={value!r} is not of type {kind}")
-    known = {parameter["name"] for parameter in operation.parameters if parameter["in"] == "query"}
-    problems += [f"the query parameter {name!r} is not documented" for name in query if name not in known]
-    return problems
-
-
-def _body_problems(operation: _Operation, body: Any, has_body: bool) -> list[str]:
-    """How the JSON request body disagrees with the description."""
-    if operation.request is None:
-        return ["a request body was sent but the operation takes none"] if has_body else []
-    if not has_body:
-        return ["the required JSON request body is missing"] if operation.request_required else []
-    return [f"request body: {problem}" for problem in _schema_problems(operation.request, body)]
-
-
-def _response_problems(operation: _Operation, reply: _Reply) -> list[str]:
-    """How a response disagrees with the description (raw-text error pages are GitHub's too, so they pass)."""
-    if reply.status not in operation.responses:
-        if reply.status < 400:
-            return [f"status {reply.status} is not documented"]
-        validator: Draft4Validator | None = operation.basic_error
-    else:
-        validator = operation.responses[reply.status]
-    if isinstance(reply.body, str):
-        return []
-    if validator is None:
-        return [] if reply.body is None else [f"status {reply.status} has no documented body but one was sent"]
-    if reply.body is None:
-        return [f"status {reply.status} documents a JSON body but none was sent"]
-    return [f"response body: {problem}" for problem in _schema_problems(validator, reply.body)]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Webhook payloads
-
-
-@functools.cache
-def _webhook_examples() -> dict[str, list[dict[str, Any]]]:
-    """Every example payload of @octokit/webhooks-examples, by event name."""
-    definitions = json.loads(_require(WEBHOOK_EXAMPLES_JSON, "GitHub's webhook examples").read_bytes())
-    return {definition["name"]: definition["examples"] for definition in definitions}
-
-
-def webhook_example(event: str, action: str | None = None, index: int = 0) -> dict[str, Any]:
-    """A copy of a payload GitHub really sent for the event (and action), from @octokit/webhooks-examples."""
-    examples = _webhook_examples()
-    if event not in examples:
-        raise LookupError(f"no webhook examples for the event {event!r}; there are: {', '.join(sorted(examples))}")
-    matching = [example for example in examples[event] if action is None or example.get("action") == action]
-    if index >= len(matching) or index < -len(matching):
-        actions = sorted({str(example.get("action")) for example in examples[event]})
-        raise LookupError(
-            f"{event} has {len(matching)} example(s) for the action {action!r}, not an index {index}; "
-            f"its actions are: {', '.join(actions)}"
-        )
-    return copy.deepcopy(matching[index])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The server
 
 
 def _now() -> str:
@@ -559,7 +223,7 @@ class FakeGitHub:
         self._next_comment_id = 1_000_000_001
         self._used = 0
         self._reset = int(time.time()) + 3600
-        self._operations = _operations()
+        self._operations = operations()
         self._server = _Server(self)
         self._thread: threading.Thread | None = None
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -694,7 +358,7 @@ class FakeGitHub:
             try:
                 operation, reply = self._answer(method, path, query, headers, (body, has_body, is_json))
                 if operation is not None:
-                    for problem in _response_problems(operation, reply):
+                    for problem in response_problems(operation, reply.status, reply.body):
                         self._spec_error(f"{method} {path} -> {reply.status}: {operation.operation_id}: {problem}")
             except Exception:
                 self._spec_error(f"the stand-in failed on {method} {path}:\n{traceback.format_exc()}")
@@ -703,18 +367,18 @@ class FakeGitHub:
 
     def _answer(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], request: tuple[Any, bool, bool]
-    ) -> tuple[_Operation | None, _Reply]:
+    ) -> tuple[Operation | None, _Reply]:
         """The operation the request is for (None if not implemented) and the reply."""
         route = self._route(method, path)
         if route is None:
             self._spec_error(
-                f"endpoint not implemented by the stand-in: {method} {path} ({_documented_as(method, path)})"
+                f"endpoint not implemented by the stand-in: {method} {path} ({documented_as(method, path)})"
             )
             return None, _error(404, "Not Found")
         operation, params = route
         body, has_body, is_json = request
-        bad_params = _parameter_problems(operation, params, query)
-        bad_body = _body_problems(operation, body, has_body) if is_json else ["the request body is not valid JSON"]
+        bad_params = parameter_problems(operation, params, query)
+        bad_body = body_problems(operation, body, has_body) if is_json else ["the request body is not valid JSON"]
         for problem in bad_params + bad_body:
             self._spec_error(f"{method} {path}: {operation.operation_id}: {problem}")
         token = _token(headers)
@@ -737,9 +401,9 @@ class FakeGitHub:
         handler = getattr(self, OPERATIONS[(operation.method, operation.template)])
         return operation, handler(operation, params, query, body)
 
-    def _route(self, method: str, path: str) -> tuple[_Operation, dict[str, str]] | None:
+    def _route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
         """The implemented operation for a request, with its path parameters."""
-        for route_method, template, regex in _routes():
+        for route_method, template, regex in routes():
             match = regex.fullmatch(path)
             if route_method == method and match:
                 return self._operations[(method, template)], match.groupdict()
@@ -786,7 +450,7 @@ class FakeGitHub:
 
     # -- endpoints ---------------------------------------------------------------------------------------------
 
-    def _list_comments(self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+    def _list_comments(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
         """GET /repos/{owner}/{repo}/issues/{issue_number}/comments, paginated like GitHub."""
         comments = self._issue_comments(params["owner"], params["repo"], int(params["issue_number"]))
         if "since" in query:
@@ -815,9 +479,7 @@ class FakeGitHub:
         links = [f'<{self.url}{path}?{urlencode({**query, "page": number})}>; rel="{rel}"' for rel, number in rels]
         return ", ".join(links)
 
-    def _create_comment(
-        self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any
-    ) -> _Reply:
+    def _create_comment(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
         """POST /repos/{owner}/{repo}/issues/{issue_number}/comments."""
         if len(body["body"]) > MAX_COMMENT_LENGTH:
             return self._too_long(operation)
@@ -828,9 +490,7 @@ class FakeGitHub:
         reply.headers["location"] = reply.body["url"]
         return reply
 
-    def _update_comment(
-        self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any
-    ) -> _Reply:
+    def _update_comment(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
         """PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}."""
         comment = self._comments.get(int(params["comment_id"]))
         if comment is None or (comment.owner.lower(), comment.repo.lower()) != self._repo_key(params):
@@ -840,7 +500,7 @@ class FakeGitHub:
         comment.body, comment.updated_at = body["body"], _now()
         return _Reply(200, self._render_comment(comment))
 
-    def _get_pull(self, operation: _Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+    def _get_pull(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
         """GET /repos/{owner}/{repo}/pulls/{pull_number}."""
         pull = self._pulls.get((*self._repo_key(params), int(params["pull_number"])))
         if pull is None:
@@ -848,7 +508,7 @@ class FakeGitHub:
         return _Reply(200, self._render_pull(pull))
 
     @staticmethod
-    def _too_long(operation: _Operation) -> _Reply:
+    def _too_long(operation: Operation) -> _Reply:
         """GitHub's answer to a comment body over 65536 characters."""
         reply = _error(422, "Validation Failed", operation.docs_url)
         message = f"Body is too long (maximum is {MAX_COMMENT_LENGTH} characters)"
