@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import random
 import shutil
 import subprocess
 import sys
@@ -11,47 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-COOKIECUTTER_JSON = json.loads((ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
-
-
-def write_churn_csv(path: Path, rows: int = 200) -> Path:
-    """A small user dataset with numeric and categorical features and a learnable yes/no label."""
-    rng = random.Random(7)
-    lines = ["tenure_months,monthly_fee,plan,region,churned"]
-    for _ in range(rows):
-        tenure = rng.randint(1, 72)
-        fee = round(rng.uniform(10, 120), 2)
-        plan = rng.choice(["basic", "plus", "pro"])
-        region = rng.choice(["north", "south", "east", "west"])
-        risk = (fee / 120) - (tenure / 72) + (0.3 if plan == "basic" else 0) + rng.gauss(0, 0.2)
-        lines.append(f"{tenure},{fee},{plan},{region},{'yes' if risk > 0.1 else 'no'}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def write_penguins_csv(path: Path, rows: int = 200) -> Path:
-    """A dataset shaped like palmer penguins: string categories, and NA in some numeric and categorical columns."""
-    rng = random.Random(11)
-    # species: (islands it lives on, mean bill length, bill depth, flipper length, body mass)
-    species = {
-        "Adelie": (["Biscoe", "Dream", "Torgersen"], 38.8, 18.3, 190.0, 3700.0),
-        "Chinstrap": (["Dream"], 48.8, 18.4, 196.0, 3733.0),
-        "Gentoo": (["Biscoe"], 47.5, 15.0, 217.0, 5076.0),
-    }
-    lines = ["species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex"]
-    for i in range(rows):
-        name = list(species)[i % len(species)]
-        islands, length, depth, flipper, mass = species[name]
-        bill = [f"{rng.gauss(length, 2.5):.1f}", f"{rng.gauss(depth, 0.8):.1f}"]
-        # Like the real data: a few birds were not measured, and more were not sexed.
-        if i % 23 == 5:
-            bill = ["NA", "NA"]
-        sex = "NA" if i % 17 == 3 else rng.choice(["female", "male"])
-        row = [name, rng.choice(islands), *bill, f"{rng.gauss(flipper, 6):.0f}", f"{rng.gauss(mass, 400):.0f}", sex]
-        lines.append(",".join(row))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from helpers import COOKIECUTTER_JSON, ROOT, write_churn_csv
 
 
 @pytest.fixture

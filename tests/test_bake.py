@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -16,23 +14,23 @@ import pytest
 import yaml
 from cookiecutter.main import cookiecutter
 
-from conftest import COOKIECUTTER_JSON, ROOT
+from helpers import (
+    COOKIECUTTER_JSON,
+    HOSTILE_BUT_VALID,
+    MATRIX,
+    ROOT,
+    SHA,
+    UNSPLITTABLE_IDS,
+    UNSPLITTABLE_LABELS,
+    matrix_id,
+    options_context,
+    run_cookiecutter,
+    write_cookiecutter_config,
+    write_labels_csv,
+)
 from mlgitops import contract
-from test_hooks import HOSTILE_BUT_VALID, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
 
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
-SHA = "0123456789abcdef0123456789abcdef01234567"
-# The options that change which files exist; the others change only file contents.
-FILE_OPTIONS = {
-    "dataset": COOKIECUTTER_JSON["dataset"],
-    "actions_source": ["vendored", f"my-org/ml-actions@{SHA}"],
-    "license": ["MIT", "Proprietary"],
-}
-MATRIX = [dict(zip(FILE_OPTIONS, values, strict=True)) for values in itertools.product(*FILE_OPTIONS.values())]
-
-
-def matrix_id(options: dict) -> str:
-    return "-".join(["remote" if v.startswith("my-org") else v for v in options.values()])
 
 
 def expected_files(options: dict, package: str = "cancer_classifier") -> set[str]:
@@ -93,32 +91,6 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
 def tracked_files(project: Path) -> set[str]:
     out = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True).stdout
     return set(out.splitlines())
-
-
-def write_cookiecutter_config(folder: Path, github: Path | None = None) -> Path:
-    """A cookiecutter config that keeps clones and replays in folder, not the home folder; gh: may name github."""
-    config: dict = {"cookiecutters_dir": str(folder / "clones"), "replay_dir": str(folder / "replay")}
-    if github is not None:
-        config["abbreviations"] = {"gh": f"{github.as_uri()}/{{0}}.git"}
-    path = folder / "cookiecutter.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-def run_cookiecutter(
-    template: str, cwd: Path, config: Path, *answers: str, python: str = sys.executable
-) -> subprocess.CompletedProcess[str]:
-    """`cookiecutter --no-input TEMPLATE --output-dir out ANSWERS...`, typed in cwd."""
-    command = [python, "-m", "cookiecutter", "--no-input", "--config-file", str(config), template]
-    command += ["--output-dir", "out", *answers]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=900)
-
-
-def options_context(options: dict, csv_path: Path) -> dict:
-    context = dict(options)
-    if options["dataset"] == "csv":
-        context |= {"csv_path": str(csv_path), "target_column": "churned"}
-    return context
 
 
 @pytest.mark.parametrize("options", MATRIX, ids=matrix_id)

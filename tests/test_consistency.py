@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import COOKIECUTTER_JSON, ROOT
+from helpers import COOKIECUTTER_JSON, ROOT
 from mlgitops import docs
 
 USES = re.compile(

@@ -9,17 +9,7 @@ import pytest
 
 import bake
 import template_dir
-from conftest import ROOT
-
-HOSTILE_BUT_VALID = [
-    "Quote \"double\" and 'single'",
-    "Back\\slash \\n not a newline",
-    "Ünïcødé 名前 🚀",
-    "{{ 7 * 7 }} {% if true %}x{% endif %}",
-    "$(rm -rf /) `id` ; echo pwned",
-    "\"\"\" ''' __import__('os').system('id')",
-    "<script>alert(1)</script> | table | cell",
-]
+from helpers import HOSTILE_BUT_VALID, ROOT, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
 
 
 def test_default_answers_are_valid(answers):
@@ -95,22 +85,6 @@ def test_bad_csv_is_rejected_with_one_sentence(answers, tmp_path, content, messa
     with pytest.raises(bake.AnswerError, match=message) as caught:
         bake.validate(csv_answers(answers, path))
     assert "\n" not in str(caught.value)
-
-
-def write_labels_csv(path, labels):
-    """A CSV with one feature and the given labels in the `churned` column."""
-    path.write_text("a,churned\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels)), encoding="utf-8")
-    return path
-
-
-# Labels a stratified train/test split cannot use, and what the refusal says.
-UNSPLITTABLE_LABELS = [
-    (["yes", "no"] * 30 + ["", "NA", "null"], "target_column 'churned' has no label in 3 of its 63 rows"),
-    (["yes"] * 60, "target_column 'churned' has a single class ('yes')"),
-    (["yes", "no"] * 30 + ["maybe"], "target_column 'churned' has class 'maybe' in a single row"),
-    ([f"c{i % 20}" for i in range(60)], "has 20 classes but the 25% test split of 60 rows holds 15"),
-]
-UNSPLITTABLE_IDS = ["missing-labels", "one-class", "class-of-one-row", "more-classes-than-test-rows"]
 
 
 @pytest.mark.parametrize(("labels", "message"), UNSPLITTABLE_LABELS, ids=UNSPLITTABLE_IDS)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
 from fake_github import ACTIONS_BOT, FakeGitHub
+from helpers import ROOT
 from mlgitops import post_report
 
 SHA = "a" * 40

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import COOKIECUTTER_JSON
 from demo import bake, project_env
 from fake_github import FakeGitHub, webhook_example
+from helpers import COOKIECUTTER_JSON
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import COOKIECUTTER_JSON, ROOT, write_churn_csv, write_penguins_csv
 from demo import bake, build_bento, first_test_instance, post, project_env, serve, sh
-from test_bake import MATRIX, matrix_id, options_context, run_cookiecutter, write_cookiecutter_config
+from helpers import (
+    COOKIECUTTER_JSON,
+    MATRIX,
+    ROOT,
+    matrix_id,
+    options_context,
+    run_cookiecutter,
+    write_churn_csv,
+    write_cookiecutter_config,
+    write_penguins_csv,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from conftest import ROOT
+from helpers import ROOT
 
 PATHS = ["hooks", "actions", "tests"]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COOKIECUTTER_JSON, ROOT
-from test_bake import SHA
+from helpers import COOKIECUTTER_JSON, ROOT, SHA
 
 
 def lint(target: Path) -> None:

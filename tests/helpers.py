@@ -1,0 +1,129 @@
+"""Helpers the tests share: the template's paths and answers, the bake option matrix, and generated datasets."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+COOKIECUTTER_JSON = json.loads((ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
+def write_churn_csv(path: Path, rows: int = 200) -> Path:
+    """A small user dataset with numeric and categorical features and a learnable yes/no label."""
+    rng = random.Random(7)
+    lines = ["tenure_months,monthly_fee,plan,region,churned"]
+    for _ in range(rows):
+        tenure = rng.randint(1, 72)
+        fee = round(rng.uniform(10, 120), 2)
+        plan = rng.choice(["basic", "plus", "pro"])
+        region = rng.choice(["north", "south", "east", "west"])
+        risk = (fee / 120) - (tenure / 72) + (0.3 if plan == "basic" else 0) + rng.gauss(0, 0.2)
+        lines.append(f"{tenure},{fee},{plan},{region},{'yes' if risk > 0.1 else 'no'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_penguins_csv(path: Path, rows: int = 200) -> Path:
+    """A dataset shaped like palmer penguins: string categories, and NA in some numeric and categorical columns."""
+    rng = random.Random(11)
+    # species: (islands it lives on, mean bill length, bill depth, flipper length, body mass)
+    species = {
+        "Adelie": (["Biscoe", "Dream", "Torgersen"], 38.8, 18.3, 190.0, 3700.0),
+        "Chinstrap": (["Dream"], 48.8, 18.4, 196.0, 3733.0),
+        "Gentoo": (["Biscoe"], 47.5, 15.0, 217.0, 5076.0),
+    }
+    lines = ["species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex"]
+    for i in range(rows):
+        name = list(species)[i % len(species)]
+        islands, length, depth, flipper, mass = species[name]
+        bill = [f"{rng.gauss(length, 2.5):.1f}", f"{rng.gauss(depth, 0.8):.1f}"]
+        # Like the real data: a few birds were not measured, and more were not sexed.
+        if i % 23 == 5:
+            bill = ["NA", "NA"]
+        sex = "NA" if i % 17 == 3 else rng.choice(["female", "male"])
+        row = [name, rng.choice(islands), *bill, f"{rng.gauss(flipper, 6):.0f}", f"{rng.gauss(mass, 400):.0f}", sex]
+        lines.append(",".join(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+# The options that change which files exist; the others change only file contents.
+FILE_OPTIONS = {
+    "dataset": COOKIECUTTER_JSON["dataset"],
+    "actions_source": ["vendored", f"my-org/ml-actions@{SHA}"],
+    "license": ["MIT", "Proprietary"],
+}
+
+
+MATRIX = [dict(zip(FILE_OPTIONS, values, strict=True)) for values in itertools.product(*FILE_OPTIONS.values())]
+
+
+def matrix_id(options: dict) -> str:
+    return "-".join(["remote" if v.startswith("my-org") else v for v in options.values()])
+
+
+def write_cookiecutter_config(folder: Path, github: Path | None = None) -> Path:
+    """A cookiecutter config that keeps clones and replays in folder, not the home folder; gh: may name github."""
+    config: dict = {"cookiecutters_dir": str(folder / "clones"), "replay_dir": str(folder / "replay")}
+    if github is not None:
+        config["abbreviations"] = {"gh": f"{github.as_uri()}/{{0}}.git"}
+    path = folder / "cookiecutter.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run_cookiecutter(
+    template: str, cwd: Path, config: Path, *answers: str, python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
+    """`cookiecutter --no-input TEMPLATE --output-dir out ANSWERS...`, typed in cwd."""
+    command = [python, "-m", "cookiecutter", "--no-input", "--config-file", str(config), template]
+    command += ["--output-dir", "out", *answers]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=900)
+
+
+def options_context(options: dict, csv_path: Path) -> dict:
+    context = dict(options)
+    if options["dataset"] == "csv":
+        context |= {"csv_path": str(csv_path), "target_column": "churned"}
+    return context
+
+
+HOSTILE_BUT_VALID = [
+    "Quote \"double\" and 'single'",
+    "Back\\slash \\n not a newline",
+    "Ünïcødé 名前 🚀",
+    "{{ 7 * 7 }} {% if true %}x{% endif %}",
+    "$(rm -rf /) `id` ; echo pwned",
+    "\"\"\" ''' __import__('os').system('id')",
+    "<script>alert(1)</script> | table | cell",
+]
+
+
+def write_labels_csv(path, labels):
+    """A CSV with one feature and the given labels in the `churned` column."""
+    path.write_text("a,churned\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels)), encoding="utf-8")
+    return path
+
+
+# Labels a stratified train/test split cannot use, and what the refusal says.
+UNSPLITTABLE_LABELS = [
+    (["yes", "no"] * 30 + ["", "NA", "null"], "target_column 'churned' has no label in 3 of its 63 rows"),
+    (["yes"] * 60, "target_column 'churned' has a single class ('yes')"),
+    (["yes", "no"] * 30 + ["maybe"], "target_column 'churned' has class 'maybe' in a single row"),
+    ([f"c{i % 20}" for i in range(60)], "has 20 classes but the 25% test split of 60 rows holds 15"),
+]
+
+
+UNSPLITTABLE_IDS = ["missing-labels", "one-class", "class-of-one-row", "more-classes-than-test-rows"]
