@@ -112,7 +112,8 @@ class World:
         path = self.root / f"event-{self.runs}.json"
         path.write_text(json.dumps(event), encoding="utf-8")
         command = ["act", event_name, "-W", f".github/workflows/{workflow}", "-e", str(path)]
-        command += ["-P", "ubuntu-latest=-self-hosted", "--env", f"STANDIN_VENV={self.root / 'venv'}"]
+        # One environment for every world of the session, as the real setup-python's cache would keep.
+        command += ["-P", "ubuntu-latest=-self-hosted", "--env", f"STANDIN_VENV={self.root.parent / 'standin-venv'}"]
         command += ["--env", f"BENTOML_HOME={self.root / 'bentoml'}", *extra]
         for action in (
             "actions/checkout",
@@ -204,8 +205,18 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pr")
-    project = bake(root / "out")
+    """The default project, baked with its reproduced baseline."""
+    yield from make_world(tmp_path_factory.mktemp("pr"))
+
+
+@pytest.fixture(scope="module")
+def world_without_baseline(tmp_path_factory):
+    """The default project as a Python without the pipeline's packages bakes it: no results, no schema."""
+    yield from make_world(tmp_path_factory.mktemp("fresh"), _reproduce_baseline=False)
+
+
+def make_world(root: Path, **answers: object):
+    project = bake(root / "out", **answers)
     env = project_env(project, root / "bentoml")
     # act keeps workspaces under the cache folder; BentoML refuses paths inside hidden folders like ~/.cache.
     env["XDG_CACHE_HOME"] = str(root / "act-cache")
@@ -369,3 +380,17 @@ def test_cancelled_run_then_rerun_leaves_one_current_comment(world):
     assert world.post(run, "retry").returncode == 0
     [comment] = world.comments("retry")
     assert "| `model.max_iter` | `1000` | `1500` |" in comment["body"]
+
+
+def test_first_pull_request_without_a_committed_baseline_is_compared_with_one_ci_reproduces(world_without_baseline):
+    world = world_without_baseline
+    assert "dvc.lock" not in world.git("ls-files", "main").split(), "the bake committed no results"
+    world.start("first-tune", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
+    run = world.report("first-tune")
+    assert run.returncode == 0, run.log[-4000:]
+    report = run.file("model_report.md")
+    assert "The base commit holds no results, so CI reproduced them from its pipeline." in report
+    assert "| metric | base (reproduced by CI) | this PR | change | verdict |" in report
+    assert "| `model.C` | `1.0` | `0.3` |" in report
+    assert json.loads(run.file("data_check.json"))["base_source"] == "reproduced"
+    assert json.loads(run.file("model_report.json"))["baseline_source"] == "reproduced"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgitops import baseline, train, trust
+from mlgitops import baseline, data_check, train, trust
 
 # A one-stage pipeline: a git-tracked metric computed from a parameter, and a DVC-cached model file.
 SCRIPT = """\
@@ -213,3 +213,55 @@ def test_a_pipeline_past_its_budget_is_stopped_and_leaves_the_committed_results(
     assert "ran past its budget of 0.05 minutes (mlgitops.budget.pipeline_minutes" in result["error"]
     assert json.loads((clone / "metrics.json").read_text()) == {"score": 2}
     assert sh(clone, "git", "status", "--porcelain", "--untracked-files=no").strip() == ""
+
+
+VALIDATE = """\
+import csv, json
+rows = list(csv.DictReader(open("data.csv")))
+bad = [r for r in rows if float(r["size"]) > 10]
+violations = [{"split": "train", "column": "size", "rule": "in_range(0, 10)", "case": r["size"]} for r in bad]
+json.dump({"valid": not bad, "violations": violations}, open("data_check.json", "w"))
+labels = {}
+for r in rows:
+    labels[r["label"]] = labels.get(r["label"], 0) + 1
+columns = {"label": {"kind": "categorical", "missing": 0, "counts": labels}}
+json.dump({"rows": len(rows), "duplicates": 0, "target": "label", "columns": columns}, open("data_profile.json", "w"))
+raise SystemExit(1 if bad else 0)
+"""
+
+
+@pytest.mark.slow
+def test_a_data_check_result_forged_with_its_lock_hashes_is_reproduced_and_fails(tmp_path, monkeypatch):
+    # Given a base whose data passes its check,
+    project = tmp_path / "repo"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    sh(project, "git", "init", "-q", "-b", "main")
+    sh(project, "dvc", "init", "-q")
+    (project / "dvc.yaml").write_text(
+        f"stages:\n  validate:\n    cmd: {sys.executable} validate.py\n    deps: [validate.py, data.csv]\n"
+        "    outs:\n      - data_check.json:\n          cache: false\n      - data_profile.json:\n"
+        "          cache: false\n"
+    )
+    (project / "validate.py").write_text(VALIDATE)
+    (project / "data.csv").write_text("size,label\n" + "".join(f"{i % 10},{'ab'[i % 2]}\n" for i in range(60)))
+    sh(project, "dvc", "repro", "-q")
+    commit(project, "Baseline")
+    # and a pull request that adds an out-of-range row but commits the old, passing check, re-hashed,
+    sh(project, "git", "checkout", "-qb", "pr")
+    passing = (project / "data_check.json").read_text()
+    with (project / "data.csv").open("a") as handle:
+        handle.write("99,a\n")
+    subprocess.run(["dvc", "repro", "-q"], cwd=project, capture_output=True, check=False)
+    (project / "data_check.json").write_text(passing)
+    subprocess.run(["dvc", "commit", "-fq", "validate"], cwd=project, capture_output=True, check=False)
+    commit(project, "More data")
+    clone = tmp_path / "ci"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    monkeypatch.chdir(clone)
+    # when CI checks the data, then the validate stage runs again and its violation fails the check.
+    args = ["--base-ref", "origin/main", "--check", "data_check.json", "--profile", "data_profile.json"]
+    assert data_check.main([*args, "--out-dir", str(clone / "out")]) == 1
+    result = json.loads((clone / "out" / "data_check.json").read_text())
+    assert [f["value"] for f in result["findings"] if f["rule"].startswith("schema:")] == ["99"]
