@@ -3,8 +3,9 @@
 Bakes the default project (and a random forest one), builds its Bento and serves it with `bentoml
 serve` on 127.0.0.1: client and server share this machine's cores. Sends 1-row and 100-row requests
 at concurrency 1, 4 and 16 over keep-alive connections, each cell bounded by a request count and
-seconds, to the service as built (numpy path), with SERVING_FAST_PATH=0 (the sklearn pipeline, as
-before), and with more workers or threads. `/livez` and `/model_info` time BentoML's own floor.
+seconds, to the service as built (numpy path, a worker per core), as it was (SERVING_FAST_PATH=0:
+the sklearn pipeline, one worker), and in between. `/livez` and the trivial `/model_info` API time
+BentoML's own floor.
 The same rows are predicted in this process through the service's functions and through raw
 `predict_proba` on a DataFrame.
 Run: `.venv/bin/python benchmarks/bench_serving.py [--models logistic_regression] [--seconds 2]`.
@@ -39,11 +40,14 @@ GOAL_OVERHEAD_MS = 2.0  # served p50 of one row, above in-process predict_proba 
 GOAL_ROWS_PER_SECOND = 20_000  # 100-row requests, best concurrency, on 2 cores
 CONCURRENCY = (1, 4, 16)
 # Served configurations: a name, the server's extra environment, and whether every cell is measured.
+# BENTOML_CONFIG_OPTIONS overrides the service's own settings (workers="cpu_count", threads=1).
+ONE_WORKER = "services.Classifier.workers=1"
+BEFORE, AFTER = "pipeline, 1 worker (before)", "numpy, worker per core (after)"
 CONFIGS: list[tuple[str, dict[str, str], bool]] = [
-    ("pipeline (before)", {"SERVING_FAST_PATH": "0"}, True),
-    ("numpy (after)", {}, True),
-    ("numpy, workers=2", {"BENTOML_CONFIG_OPTIONS": "services.Classifier.workers=2"}, False),
-    ("numpy, threads=4", {"BENTOML_CONFIG_OPTIONS": "services.Classifier.threads=4"}, False),
+    (BEFORE, {"SERVING_FAST_PATH": "0", "BENTOML_CONFIG_OPTIONS": ONE_WORKER}, True),
+    ("numpy, 1 worker", {"BENTOML_CONFIG_OPTIONS": ONE_WORKER}, False),
+    (AFTER, {}, True),
+    ("numpy, worker per core, threads=4", {"BENTOML_CONFIG_OPTIONS": "services.Classifier.threads=4"}, False),
 ]
 
 
@@ -188,14 +192,14 @@ def benchmark(root: Path, family: str, requests: int, seconds: float) -> tuple[l
                 cells.append(("POST /model_info", 0, 1, floor))
                 figures[f"{config} floor"] = floor.p50
             for n in (1, 100):
-                for concurrency in CONCURRENCY if full or n == 100 else (4, 16):
+                for concurrency in CONCURRENCY if full or n == 100 else (1, 4):
                     body = bodies[n].encode()
                     cell = served(port, "POST", "/predict", body, n, concurrency, requests, seconds)
                     cells.append(("POST /predict", n, concurrency, cell))
                     figures[f"{config} {n} {concurrency} p50"] = cell.p50
                     figures[f"{config} {n} {concurrency} rows/s"] = cell.rows_per_second
         for request, n, concurrency, cell in cells:
-            reference = local["numpy" if "numpy" in config else "pipeline", n] if n else None
+            reference = local["numpy" if config.startswith("numpy") else "pipeline", n] if n else None
             ratio = f"{cell.p50 / reference.p50:.1f}x" if reference and concurrency == 1 else ""
             rate = f"{cell.rows_per_second:,.0f}" if n else f"{cell.requests_per_second:,.0f} req/s"
             rows.append(
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         for family in args.models:
             rows, figures = benchmark(Path(tmp), family, args.requests, args.seconds)
             results.extend(rows)
-            for config in ("pipeline (before)", "numpy (after)"):
+            for config in (BEFORE, AFTER):
                 overhead = figures[f"{config} 1 1 p50"] - figures["predict_proba_1_p50"]
                 best = max(figures[f"{config} 100 {c} rows/s"] for c in CONCURRENCY)
                 verdicts.append(

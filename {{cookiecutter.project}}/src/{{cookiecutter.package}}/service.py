@@ -30,7 +30,9 @@ FEATURES = [f["name"] for f in META["features"]]
 Instance = instance_model(META["features"])
 
 
-@bentoml.service(traffic={"timeout": 30})
+# One worker process per CPU: a worker predicts one request at a time (the GIL), so a single worker
+# leaves the other cores idle. Each worker loads its own copy of the model.
+@bentoml.service(traffic={"timeout": 30}, workers="cpu_count")
 class Classifier:
     """Serves the model this Bento was built with, and nothing else."""
 
