@@ -3,10 +3,14 @@
 import asyncio
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
+from sklearn.preprocessing import MinMaxScaler
 
 from {{ cookiecutter.package }} import data, schema, serving, train
+from {{ cookiecutter.package }}.params import ModelParams
 
 FEATURES = [
     {"name": "size", "kind": "numeric", "nullable": False},
@@ -18,8 +22,11 @@ NULLABLE = [{**feature, "nullable": True} for feature in FEATURES]
 def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params, declared, paths):
     train.train(prepared[0], "label", model_params, 0, declared, paths.model, paths.model_meta)
     model = train.joblib.load(paths.model)
-    instance = serving.instance_model(FEATURES).model_validate({"size": 9.0, "colour": "red"})
-    [prediction] = serving.predict(model, [instance], ["size", "colour"])
+    instance = serving.instance_model(FEATURES)
+    probabilities = serving.numpy_probabilities(model, instance)
+    [prediction] = serving.predictions(
+        ["big", "small"], probabilities([instance.model_validate({"size": 9.0, "colour": "red"})])
+    )
     assert prediction.label in {"big", "small"}
     assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-5)
 
@@ -98,17 +105,85 @@ def gappy_model(workdir, frame, data_params, model_params, paths):
     return train.joblib.load(paths.model)
 
 
-def test_null_features_are_imputed_by_the_model_as_in_training(gappy_model):
+PATHS = {
+    "pipeline": lambda model, instance: serving.pipeline_probabilities(model, ["size", "colour"]),
+    "numpy": serving.numpy_probabilities,
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_null_features_are_imputed_by_the_model_as_in_training(gappy_model, path):
     # Given a model trained with gaps, and requests that leave the colour or the size out
-    instance = serving.instance_model(NULLABLE).model_validate
+    instance = serving.instance_model(NULLABLE)
+    probabilities = PATHS[path](gappy_model, instance)
 
     # When each is predicted on its own (a column of nothing but nulls is where a None would slip through)
     def predict(payload):
-        return serving.predict(gappy_model, [instance(payload)], ["size", "colour"])[0]
+        return serving.predictions(["big", "small"], probabilities([instance.model_validate(payload)]))[0]
 
     # Then a missing colour counts as the commonest one, as the imputer learned, not as an unknown value
     assert predict({"size": 7.0, "colour": None}) == predict({"size": 7.0, "colour": "red"})
     assert predict({"size": None, "colour": "red"}).label in {"big", "small"}
+
+
+@pytest.fixture
+def penguins(workdir, data_params, paths):
+    """Penguin-like data, two numbers and two categories with gaps in each, split as the prepare stage does."""
+    rng = np.random.default_rng(0)
+    rows = 160
+    species = rng.choice(["adelie", "chinstrap", "gentoo"], rows)
+    frame = pd.DataFrame(
+        {
+            "bill": np.round(rng.normal(40, 4, rows) + 8 * (species != "adelie"), 1),
+            "mass": np.round(rng.normal(4000, 300, rows) + 1000 * (species == "gentoo")),
+            "island": np.where(species == "chinstrap", "dream", rng.choice(["biscoe", "torgersen"], rows)),
+            "sex": rng.choice(["female", "male"], rows),
+            "label": species,
+        }
+    )
+    frame.loc[frame.index % 11 == 2, ["bill", "mass"]] = None
+    frame.loc[frame.index % 13 == 5, "island"] = None
+    frame.loc[frame.index % 7 == 3, "sex"] = None
+    frame.to_csv(workdir / "data.csv", index=False)
+    return frame, *data.prepare(data_params, paths.train, paths.test)
+
+
+@pytest.mark.parametrize("family", sorted(train.ESTIMATORS))
+def test_numpy_path_gives_the_pipelines_probabilities_and_labels(penguins, paths, family):
+    # Given a model of each family trained on data with gaps, and a schema that declares an island it never saw
+    frame, train_csv, test_csv = penguins
+    declared = schema.infer(frame, "label")
+    meta, _ = train.train(train_csv, "label", ModelParams(family=family), 0, declared, paths.model, paths.model_meta)
+    model = train.joblib.load(paths.model)
+    features = [
+        {**f, "categories": [*f["categories"], "atlantis"]} if f["name"] == "island" else f for f in meta["features"]
+    ]
+    instance = serving.instance_model(features)
+    rows = pd.read_csv(test_csv).drop(columns="label")
+    rows.loc[len(rows)] = [None, None, None, None]
+    rows.loc[len(rows)] = [45.0, 4200.0, "atlantis", "female"]
+    assert rows.isna().any().all(), "the reference rows should hold a gap in every column"
+    instances = [
+        instance.model_validate({k: None if pd.isna(v) else v for k, v in row.items()})
+        for row in rows.to_dict("records")
+    ]
+
+    # When the reference rows are predicted through the numpy path
+    probabilities = serving.numpy_probabilities(model, instance)
+    assert probabilities is not None
+    fast = probabilities(instances)
+
+    # Then the probabilities are the pipeline's on a DataFrame, and the labels its predictions
+    np.testing.assert_allclose(fast, model.predict_proba(rows), rtol=0, atol=1e-9)
+    assert [p.label for p in serving.predictions(meta["classes"], fast)] == list(model.predict(rows))
+
+
+def test_pipelines_the_numpy_path_does_not_know_are_served_by_the_pipeline(gappy_model):
+    # Given a pipeline whose preprocessing differs from the one train.build makes
+    gappy_model[0].transformers_[0][1].steps[1] = ("scale", MinMaxScaler())
+
+    # When the service asks for the numpy path, then there is none and it falls back to the pipeline
+    assert serving.numpy_probabilities(gappy_model, serving.instance_model(NULLABLE)) is None
 
 
 def run_asgi(app, content_type: bytes) -> list[dict]:
