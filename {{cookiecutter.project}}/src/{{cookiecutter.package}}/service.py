@@ -30,9 +30,9 @@ FEATURES = [f["name"] for f in META["features"]]
 Instance = instance_model(META["features"])
 
 
-# One worker process per CPU: a worker predicts one request at a time (the GIL), so a single worker
-# leaves the other cores idle. Each worker loads its own copy of the model.
-@bentoml.service(traffic={"timeout": 30}, workers="cpu_count")
+# BentoML's default of one worker: scale out with replicas. A worker per core (each with its own copy
+# of the model) helped one model family and hurt the other on 2 cores (see the serving benchmark).
+@bentoml.service(traffic={"timeout": 30})
 class Classifier:
     """Serves the model this Bento was built with, and nothing else."""
 
