@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import gha
+
 WATERMARK_IMAGE = "https://cml.dev/watermark.png"
 # GitHub's comment limit is 65,536 characters; leave room for the watermark and the truncation note.
 MAX_BODY = 65_000
@@ -240,8 +242,6 @@ def post_with_cml(repo: str, pr: str, report: Path, label: str, token: str) -> s
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CML_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
             raise GitHubError(f"cml comment update did not finish in {CML_TIMEOUT} seconds") from None
-    from . import gha
-
     # CML's log can quote the untrusted report; it is shown folded, with workflow commands switched off.
     gha.log_untrusted("cml comment update", done.stdout + done.stderr)
     if done.returncode != 0:
@@ -262,8 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poster", default="", help=f"{' or '.join(POSTERS)}; empty means {DEFAULT_POSTER}")
     parser.add_argument("--author", default="", help=f"login the token posts as; empty means {DEFAULT_AUTHOR}")
     args = parser.parse_args(argv)
-    from . import gha
-
     poster = args.poster.strip() or DEFAULT_POSTER
     if poster not in POSTERS:
         gha.annotate("error", f"refusing to post: the poster {args.poster!r} is none of {', '.join(POSTERS)}")
