@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import ACTIONS, ROOT, mib, peak_rss, table, template_module, timed, verdict
+from harness import ACTIONS, mib, peak_rss, table, template_module, timed, verdict
 
 sys.path.insert(0, str(ACTIONS))
 
-from mlgitops import data_check  # noqa: E402
+from mlgitops import data_check
 
 TARGET = "label"
 GOAL_TIME = 2.0  # validate stage + data check, in reads of the same CSV
@@ -72,8 +72,10 @@ def measure_memory(csv: Path, schema_file: Path, out: Path) -> tuple[int, int]:
     """Peak RSS of a fresh process that only reads the CSV, and of one that runs the stage on it."""
     setup = f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}]; import bench_data_check as b\n"
     read, _ = peak_rss(f"{setup}import pandas as pd; pd.read_csv({str(csv)!r})")
-    staged, _ = peak_rss(f"{setup}from pathlib import Path\nRESULT = b.stage(Path({str(csv)!r}), "
-                         f"Path({str(schema_file)!r}), Path({str(out)!r}))")
+    staged, _ = peak_rss(
+        f"{setup}from pathlib import Path\nRESULT = b.stage(Path({str(csv)!r}), "
+        f"Path({str(schema_file)!r}), Path({str(out)!r}))"
+    )
     return read, staged
 
 
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Data check: validate stage + kit data check vs pandas.read_csv, {args.columns} mixed columns")
     rows_out, memory_rows, seconds = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
         for rows in args.rows:
-            csv, schema_file, out = Path(tmp) / f"data-{rows}.csv", Path(tmp) / f"schema-{rows}.yaml", Path(tmp)
+            csv, schema_file = out / f"data-{rows}.csv", out / f"schema-{rows}.yaml"
             frame(rows, args.columns).to_csv(csv, index=False)
             data, read = timed(lambda c=csv: pd.read_csv(c))
             declared, inferred = timed(lambda d=data: schema.infer(d, TARGET))

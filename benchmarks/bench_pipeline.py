@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from harness import ROOT, table, timed, verdict
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from demo import bake, project_env, sh  # noqa: E402
+from demo import bake, project_env, sh
 
 GOAL = 2.0  # dvc repro --force, in runs of the same stages in one process
 STAGES = ("schema", "prepare", "validate", "train", "evaluate")
@@ -55,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         ["dvc repro, nothing changed", f"{median['noop']:.2f}", f"{median['noop'] / median['one']:.2f}x", ""],
     ]
     print(table(["run", "seconds (median)", "vs one process", "goal"], rows))
-    print(f"runs of each: {args.repeat}; bake with its first dvc repro: {baked:.1f} s; "
-          f"files changed by the re-runs: {len(changed.splitlines()) if changed else 'none'}")
+    print(
+        f"runs of each: {args.repeat}; bake with its first dvc repro: {baked:.1f} s; "
+        f"files changed by the re-runs: {len(changed.splitlines()) if changed else 'none'}"
+    )
     return 0
 
 
