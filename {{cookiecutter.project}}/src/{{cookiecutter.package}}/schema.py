@@ -73,30 +73,28 @@ def _obviously_valid(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> bool:
             return False
         kind = str(column.dtype)
         if kind == "float64" and values.dtype.kind in "if":
-            present = values.to_numpy(dtype=float, na_value=np.nan)
-            missing = np.isnan(present)
+            numbers = values.to_numpy(dtype=float, na_value=np.nan)
+            missing = np.isnan(numbers)
         elif kind.startswith("str") and pd.api.types.is_string_dtype(values) and values.dtype != object:
-            present = values.to_numpy(dtype=object, na_value=None)
             missing = values.isna().to_numpy()
         else:
             return False
-        if missing.any():
-            if not column.nullable:
-                return False
-            present = present[~missing]
+        if missing.any() and not column.nullable:
+            return False
         for rule in column.checks:
             stats = rule.statistics
             if not rule.ignore_na or rule.groupby is not None or rule.element_wise:
                 return False
             if rule.name == "in_range" and kind == "float64":
-                low = present >= stats["min_value"] if stats["include_min"] else present > stats["min_value"]
-                high = present <= stats["max_value"] if stats["include_max"] else present < stats["max_value"]
-                if not (low & high).all():
-                    return False
+                low = numbers >= stats["min_value"] if stats["include_min"] else numbers > stats["min_value"]
+                high = numbers <= stats["max_value"] if stats["include_max"] else numbers < stats["max_value"]
+                passed = low & high
             elif rule.name == "isin":
-                if not pd.Series(present, dtype=object).isin(stats["allowed_values"]).all():
-                    return False
+                passed = values.isin(stats["allowed_values"]).to_numpy()
             else:
+                return False
+            # Missing values pass a check (ignore_na), as pandera applies it.
+            if not (passed | missing).all():
                 return False
     return True
 
