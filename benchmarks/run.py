@@ -21,6 +21,8 @@ from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# Hand-written: what the figures mean, why a goal is missed, what was changed; copied into BENCHMARKS.md.
+FINDINGS = HERE / "findings.md"
 # Cheap and self-contained first; the ones that bake projects and start servers last.
 ORDER = ["data_check", "report", "bake", "pipeline", "serving"]
 # Measured elsewhere: act runs the generated workflow end to end for minutes per scenario.
@@ -107,6 +109,7 @@ def document(header: list[str], sections: list[str], note: str) -> str:
             "",
             "Each `benchmarks/bench_*.py` runs alone; `--help` lists its options for smaller sizes.",
             "",
+            *(["## Findings", "", FINDINGS.read_text(encoding="utf-8").strip(), ""] if FINDINGS.is_file() else []),
             "## Output",
             "",
             "```text",
