@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: demo test test-fast lint lock clean
+.PHONY: demo test test-fast bench lint lock clean
 
 $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(VENV)/.installed tests/node_modules/.installed  ## All tests, including 
 
 test-fast: $(VENV)/.installed tests/node_modules/.installed  ## Unit and quick bake tests only.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow"
+
+bench: $(VENV)/.installed  ## Every benchmark in benchmarks/ (minutes); writes BENCHMARKS.md. Not part of `make test`.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py --write $(if $(BENCH_NOTE),--note "$(BENCH_NOTE)")
 
 lock:  ## Re-resolve requirements/dev.txt from requirements/dev.in.
 	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11 --no-header --quiet

@@ -1,10 +1,10 @@
-"""The kit's own Python (hooks, actions' package, tests) passes ruff's lint and format checks."""
+"""The kit's own Python (hooks, actions' package, tests, benchmarks) passes ruff's lint and format checks."""
 
 import subprocess
 
 from helpers import ROOT
 
-PATHS = ["hooks", "actions", "tests"]
+PATHS = ["hooks", "actions", "tests", "benchmarks"]
 
 
 def test_ruff_lint_is_clean():

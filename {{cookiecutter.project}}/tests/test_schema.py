@@ -1,6 +1,8 @@
 """The declared schema accepts the data it was inferred from and names the column of any violation."""
 
 import pandas as pd
+import pytest
+from pandera.errors import SchemaErrors
 
 from {{ cookiecutter.package }} import schema
 
@@ -37,3 +39,31 @@ def test_profile_summarises_numbers_categories_and_duplicates(frame):
     assert len(summary["columns"]["size"]["quantiles"]) == len(schema.QUANTILES)
     assert summary["columns"]["colour"]["counts"] == {"blue": 40, "red": 40}
     assert summary["columns"]["label"]["kind"] == "categorical"
+
+
+def test_duplicates_count_rows_as_pandas_does_with_zeros_and_missing_values(frame):
+    frame["size"] = [(0.0, -0.0, float("nan"))[i % 3] for i in range(len(frame))]
+    frame.loc[::7, "colour"] = None
+    assert schema.profile(frame, "label")["duplicates"] == int(frame.duplicated().sum())
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"size": 1e9},
+        {"size": None},
+        {"colour": "green"},
+        {"colour": None},
+    ],
+)
+def test_check_reports_what_pandera_reports(frame, fault):
+    declared = schema.infer(frame, "label")
+    column, value = next(iter(fault.items()))
+    frame.loc[3, column] = value
+    try:
+        declared.validate(frame, lazy=True)
+        expected = 0
+    except SchemaErrors as err:
+        expected = len(err.failure_cases.drop_duplicates(subset=["column", "check"]))
+    assert expected > 0
+    assert len(schema.check(frame, declared, "train")) == expected

@@ -11,8 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import data, schema
 from .params import Params, load_params
+
+# Each command imports only what it uses: DVC runs every stage in a new process, and pandas, pandera and
+# scikit-learn take seconds to import (a stage with nothing to do, like `schema` once declared, needs none).
 
 # The options each command takes, named after the `mlgitops.paths` entry they default to.
 PATH_OPTIONS = {
@@ -34,6 +36,8 @@ def paths(args: argparse.Namespace, params: Params) -> argparse.Namespace:
 
 
 def cmd_prepare(args: argparse.Namespace, params: Params) -> int:
+    from . import data
+
     where = paths(args, params)
     train_path, test_path = data.prepare(params.data, where.train, where.test)
     print(f"wrote {train_path} and {test_path}")
@@ -45,6 +49,8 @@ def cmd_schema(args: argparse.Namespace, params: Params) -> int:
     if where.schema.exists() and not args.force:
         print(f"{where.schema} already declares the schema; pass --force to infer it again.")
         return 0
+    from . import data, schema
+
     frame = data.load_source(params.data)
     schema.save(schema.infer(frame, params.data.target), where.schema)
     print(f"declared {where.schema} from the data ({len(frame)} rows); review it and commit it.")
@@ -52,6 +58,8 @@ def cmd_schema(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, params: Params) -> int:
+    from . import schema
+
     where = paths(args, params)
     declared = schema.load(where.schema)
     splits = {"train": where.train, "test": where.test}
@@ -67,7 +75,7 @@ def cmd_validate(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_train(args: argparse.Namespace, params: Params) -> int:
-    from . import train
+    from . import schema, train
 
     where = paths(args, params)
     declared = schema.load(where.schema)
@@ -156,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args, load_params())
-    except (data.DataError, FileNotFoundError, ValueError) as err:
+    # ValueError covers data.DataError, without importing pandas for the commands that do not read data.
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

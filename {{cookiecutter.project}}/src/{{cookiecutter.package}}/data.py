@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .params import DataParams
 
@@ -68,6 +67,9 @@ def load_source(params: DataParams) -> pd.DataFrame:
 
 def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into train and test sets, stratified by the target so every class is in both."""
+    # Here, not at the top: the stages that only read data (schema, validate) need no scikit-learn.
+    from sklearn.model_selection import train_test_split
+
     labels = frame[params.target]
     if labels.isna().any():
         raise DataError(f"target column {params.target!r} has {int(labels.isna().sum())} missing labels.")
