@@ -24,12 +24,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import joblib
 import pandas as pd
+
+from harness import table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -49,17 +51,6 @@ CONFIGS: list[tuple[str, dict[str, str], bool]] = [
     ("numpy, worker per core", {"BENTOML_CONFIG_OPTIONS": PER_CORE}, False),
     ("numpy, 1 worker, threads=4", {"BENTOML_CONFIG_OPTIONS": "services.Classifier.threads=4"}, False),
 ]
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-
-    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
 
 
 class Cell:
