@@ -112,7 +112,7 @@ class World:
         path = self.root / f"event-{self.runs}.json"
         path.write_text(json.dumps(event), encoding="utf-8")
         command = ["act", event_name, "-W", f".github/workflows/{workflow}", "-e", str(path)]
-        # One environment for every world of the session, as the real setup-python's cache would keep.
+        # One environment for every world of this test run, as the real setup-python's cache would keep.
         command += ["-P", "ubuntu-latest=-self-hosted", "--env", f"STANDIN_VENV={self.root.parent / 'standin-venv'}"]
         command += ["--env", f"BENTOML_HOME={self.root / 'bentoml'}", *extra]
         for action in (
