@@ -275,3 +275,13 @@ def test_a_report_job_over_its_budget_fails_the_gate(project):
     text = (project / "reports/pr/model_report.md").read_text()
     assert "over its budget of 45 minutes" in text and "this job 50\\.0 min of 45 min" not in text
     assert "this job 50.0 min of 45 min" in text
+
+
+def test_pipeline_outputs_resolve_paths_interpolated_from_params(tmp_path):
+    dvc_yaml, params = tmp_path / "dvc.yaml", tmp_path / "params.yaml"
+    dvc_yaml.write_text(
+        "stages:\n  a:\n    outs: ['${mlgitops.paths.train}', {'${mlgitops.paths.meta}': {cache: false}}]\n"
+        "    metrics: ['${nowhere.known}']\n"
+    )
+    params.write_text("mlgitops:\n  paths:\n    train: data/train.csv\n    meta: models/model.json\n")
+    assert train.pipeline_outputs(dvc_yaml, params) == {"data/train.csv", "models/model.json", "${nowhere.known}"}

@@ -34,16 +34,34 @@ def dvc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
 
 
-def pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
-    """Every path a stage of dvc.yaml writes."""
+INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z0-9_.-]+)\s*\}")
+
+
+def interpolate(text: str, params: dict[str, Any]) -> str:
+    """Resolve `${a.b}` from params.yaml, as DVC does for dvc.yaml; an unknown name stays as written."""
+
+    def value(match: re.Match[str]) -> str:
+        node: Any = params
+        for key in match.group(1).split("."):
+            if not isinstance(node, dict) or key not in node:
+                return match.group(0)
+            node = node[key]
+        return str(node)
+
+    return INTERPOLATION.sub(value, text)
+
+
+def pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml"), params_file: Path = Path("params.yaml")) -> set[str]:
+    """Every path a stage of dvc.yaml writes, with `${...}` resolved from params.yaml."""
     stages = (
         (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {}) if dvc_yaml.is_file() else {}
     )
+    params = (yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}) if params_file.is_file() else {}
     found: set[str] = set()
     for stage in stages.values():
         for key in ("outs", "metrics", "plots"):
             for item in stage.get(key) or []:
-                found.add(next(iter(item)) if isinstance(item, dict) else str(item))
+                found.add(interpolate(next(iter(item)) if isinstance(item, dict) else str(item), params))
     return found
 
 
