@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from mlgitops import model_report, train
+from mlgitops import model_report
 
 RULES = model_report.settings({})
 
@@ -62,48 +62,6 @@ def test_prediction_guard_fails_a_model_that_predicts_one_class_for_everyone(tmp
 def test_prediction_guard_accepts_a_majority_that_the_labels_share(tmp_path):
     confusion = write_confusion(tmp_path / "c.csv", [("no", "no")] * 97 + [("yes", "yes")] * 3)
     assert model_report.prediction_guard(confusion, 0.95)[0]
-
-
-OUTPUTS = {"data/prepared/train.csv", "models/model.joblib", "metrics.json"}
-
-
-def test_changed_inputs_ignore_files_that_are_only_absent_from_this_machine():
-    status = {
-        "prepare": [{"changed outs": {"data/prepared/train.csv": "not in cache"}}],
-        "validate": [{"changed deps": {"data/prepared/train.csv": "deleted"}}],
-        "train": [{"changed deps": {"params.yaml": {"model": "modified"}}}],
-        "evaluate": [{"changed deps": {"src/pkg/evaluate.py": "modified"}}, "changed command"],
-    }
-    assert train.changed_inputs(status, OUTPUTS) == {
-        "train": ["params.yaml"],
-        "evaluate": ["src/pkg/evaluate.py", "changed command"],
-    }
-
-
-def test_a_deleted_source_file_and_a_hand_edited_result_are_changes():
-    status = {
-        "prepare": [{"changed deps": {"data/raw/dataset.csv": "deleted"}}],
-        "evaluate": [{"changed outs": {"metrics.json": "modified", "models/model.joblib": "not in cache"}}],
-    }
-    assert train.changed_inputs(status, OUTPUTS) == {
-        "prepare": ["data/raw/dataset.csv"],
-        "evaluate": ["metrics.json"],
-    }
-
-
-def test_pipeline_outputs_come_from_every_kind_of_stage_output(tmp_path):
-    dvc_yaml = tmp_path / "dvc.yaml"
-    dvc_yaml.write_text(
-        "stages:\n  a:\n    outs: [x.csv, {m.json: {cache: false}}]\n    metrics: [{metrics.json: {cache: false}}]\n"
-        "    plots: [p.csv]\n"
-    )
-    assert train.pipeline_outputs(dvc_yaml) == {"x.csv", "m.json", "metrics.json", "p.csv"}
-
-
-def test_run_cache_restores_are_recognised_in_dvc_3_output():
-    output = "Stage 'train' is cached - skipping run, checking out outputs\nRunning stage 'evaluate':\n"
-    assert train.RESTORED.findall(output) == ["train"]
-    assert train.RAN.findall(output) == ["evaluate"]
 
 
 def git(cwd, *args):
@@ -275,13 +233,3 @@ def test_a_report_job_over_its_budget_fails_the_gate(project):
     text = (project / "reports/pr/model_report.md").read_text()
     assert "over its budget of 45 minutes" in text and "this job 50\\.0 min of 45 min" not in text
     assert "this job 50.0 min of 45 min" in text
-
-
-def test_pipeline_outputs_resolve_paths_interpolated_from_params(tmp_path):
-    dvc_yaml, params = tmp_path / "dvc.yaml", tmp_path / "params.yaml"
-    dvc_yaml.write_text(
-        "stages:\n  a:\n    outs: ['${mlgitops.paths.train}', {'${mlgitops.paths.meta}': {cache: false}}]\n"
-        "    metrics: ['${nowhere.known}']\n"
-    )
-    params.write_text("mlgitops:\n  paths:\n    train: data/train.csv\n    meta: models/model.json\n")
-    assert train.pipeline_outputs(dvc_yaml, params) == {"data/train.csv", "models/model.json", "${nowhere.known}"}
