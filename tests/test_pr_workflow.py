@@ -120,6 +120,7 @@ class World:
             "actions/setup-python",
             "actions/upload-artifact",
             "actions/download-artifact",
+            "actions/cache",
         ):
             command += ["--local-repository", f"{action}@{PINS[action]}={STANDINS / action.split('/')[1]}"]
         command += ["--local-repository", f"iterative/setup-cml@{PINS['iterative/setup-cml']}={STANDINS / 'setup-cml'}"]

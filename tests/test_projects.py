@@ -276,8 +276,8 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     standins = Path(__file__).parent / "standins"
     pins = {name: value.split(" # ")[0] for name, value in COOKIECUTTER_JSON["_pins"].items()}
     command = ["act", "push", "-W", ".github/workflows/ci.yml", "-e", str(event), "-P", "ubuntu-latest=-self-hosted"]
-    command += ["--env", f"BENTOML_HOME={tmp_path / 'bentoml'}"]
-    for name in ("checkout", "setup-python"):
+    command += ["--env", f"BENTOML_HOME={tmp_path / 'bentoml'}", "--env", f"STANDIN_CACHE={tmp_path / 'cache'}"]
+    for name in ("checkout", "setup-python", "cache"):
         command += ["--local-repository", f"actions/{name}@{pins[f'actions/{name}']}={standins / name}"]
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1500)
     log = result.stdout + result.stderr
@@ -285,6 +285,8 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     for step in ("Run pre-commit hooks", "Run tests", "Reproduce the pipeline", "Build the Bento"):
         assert f"Success - Main {step}" in log, step
     assert log.count("Job succeeded") == 2
+    # A push to main keeps its DVC cache (outputs and run cache) for pull requests to restore.
+    assert "stand-in cache: saved dvc-" in log and any((tmp_path / "cache").glob("dvc-*/runs"))
 
 
 def test_fuzzing_the_openapi_description_finds_no_server_error(served_penguins, tmp_path):
