@@ -155,6 +155,14 @@ class World:
         done = self.act("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
         return Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
 
+    def report_and_post(self, branch: str) -> Run:
+        """Run "Model report" for the branch's pull request and post it; both must succeed."""
+        run = self.report(branch)
+        assert run.returncode == 0, run.log[-4000:]
+        posted = self.post(run, branch)
+        assert posted.returncode == 0, posted.stdout[-4000:]
+        return run
+
     def report_in_background(self, branch: str) -> Background:
         """Start "Model report" without waiting, in its own process group so it can be cancelled whole."""
         event = self.report_event(branch, None)
@@ -249,15 +257,11 @@ def test_param_change_gets_a_report_comment(world):
 
 def test_second_push_updates_the_same_comment(world):
     world.start("settle", set_param("  C: 1.0", "  C: 0.3"), "Lower regularisation")
-    first = world.report("settle")
-    assert first.returncode == 0, first.log[-4000:]
-    assert world.post(first, "settle").returncode == 0
+    world.report_and_post("settle")
     [posted_first] = world.comments("settle")
 
     world.push("settle", set_param("  C: 0.3", "  C: 0.5"), "Settle on C=0.5")
-    run = world.report("settle")
-    assert run.returncode == 0, run.log[-4000:]
-    assert world.post(run, "settle").returncode == 0
+    world.report_and_post("settle")
 
     [comment] = world.comments("settle")
     assert comment["id"] == posted_first["id"]
@@ -266,9 +270,7 @@ def test_second_push_updates_the_same_comment(world):
 
 def test_with_report_poster_unset_cml_updates_the_same_comment_and_a_refusal_is_a_warning(world):
     world.start("switch-poster", set_param("  C: 1.0", "  C: 0.7"), "Try C=0.7")
-    run = world.report("switch-poster")
-    assert run.returncode == 0, run.log[-4000:]
-    assert world.post(run, "switch-poster").returncode == 0
+    run = world.report_and_post("switch-poster")
     [by_builtin] = world.comments("switch-poster")
 
     posted = world.post(run, "switch-poster", poster="")

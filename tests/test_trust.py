@@ -38,24 +38,30 @@ def sh(cwd: Path, *args: str) -> str:
     return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
+def new_project(tmp_path: Path, monkeypatch, files: dict[str, str]) -> Path:
+    """A git and DVC repository on main holding the files (not yet committed), as the working directory."""
+    project = tmp_path / "repo"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    sh(project, "git", "init", "-q", "-b", "main")
+    sh(project, "dvc", "init", "-q")
+    for name, text in files.items():
+        (project / name).write_text(text)
+    return project
+
+
+PIPELINE = {"dvc.yaml": DVC_YAML, "evaluate.py": SCRIPT, "params.yaml": "x: 1\n"}
+
+
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A DVC project whose main branch holds reproduced results (score 2), with a pull request branch checked out."""
-    tmp_path = tmp_path / "repo"
-    tmp_path.mkdir()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    sh(tmp_path, "git", "init", "-q", "-b", "main")
-    sh(tmp_path, "dvc", "init", "-q")
-    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
-    (tmp_path / "evaluate.py").write_text(SCRIPT)
-    (tmp_path / "params.yaml").write_text("x: 1\n")
-    (tmp_path / "README.md").write_text("A project.\n")
-    sh(tmp_path, "dvc", "repro", "-q")
-    sh(tmp_path, "git", "add", "-A")
-    sh(tmp_path, "git", "commit", "-qm", "Baseline")
-    sh(tmp_path, "git", "checkout", "-qb", "pr")
-    return tmp_path
+    project = new_project(tmp_path, monkeypatch, {**PIPELINE, "README.md": "A project.\n"})
+    sh(project, "dvc", "repro", "-q")
+    commit(project, "Baseline")
+    sh(project, "git", "checkout", "-qb", "pr")
+    return project
 
 
 def commit(repo: Path, message: str) -> None:
@@ -162,16 +168,8 @@ def test_csv_outputs_are_compared_cell_by_cell():
 @pytest.mark.slow
 def test_a_base_without_results_is_reproduced_once_in_a_worktree(tmp_path, monkeypatch):
     # Given a base commit with a pipeline but no results (baked by a Python without the pipeline's packages),
-    project = tmp_path / "repo"
-    project.mkdir()
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.setenv("RUNNER_TEMP", str(tmp_path / "runner-temp"))
-    sh(project, "git", "init", "-q", "-b", "main")
-    sh(project, "dvc", "init", "-q")
-    (project / "dvc.yaml").write_text(DVC_YAML)
-    (project / "evaluate.py").write_text(SCRIPT)
-    (project / "params.yaml").write_text("x: 1\n")
+    project = new_project(tmp_path, monkeypatch, PIPELINE)
     commit(project, "Create project")
     sh(project, "git", "checkout", "-qb", "pr")
     (project / "params.yaml").write_text("x: 5\n")
@@ -233,19 +231,13 @@ raise SystemExit(1 if bad else 0)
 @pytest.mark.slow
 def test_a_data_check_result_forged_with_its_lock_hashes_is_reproduced_and_fails(tmp_path, monkeypatch):
     # Given a base whose data passes its check,
-    project = tmp_path / "repo"
-    project.mkdir()
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    sh(project, "git", "init", "-q", "-b", "main")
-    sh(project, "dvc", "init", "-q")
-    (project / "dvc.yaml").write_text(
+    dvc_yaml = (
         f"stages:\n  validate:\n    cmd: {sys.executable} validate.py\n    deps: [validate.py, data.csv]\n"
         "    outs:\n      - data_check.json:\n          cache: false\n      - data_profile.json:\n"
         "          cache: false\n"
     )
-    (project / "validate.py").write_text(VALIDATE)
-    (project / "data.csv").write_text("size,label\n" + "".join(f"{i % 10},{'ab'[i % 2]}\n" for i in range(60)))
+    data = "size,label\n" + "".join(f"{i % 10},{'ab'[i % 2]}\n" for i in range(60))
+    project = new_project(tmp_path, monkeypatch, {"dvc.yaml": dvc_yaml, "validate.py": VALIDATE, "data.csv": data})
     sh(project, "dvc", "repro", "-q")
     commit(project, "Baseline")
     # and a pull request that adds an out-of-range row but commits the old, passing check, re-hashed,
