@@ -196,3 +196,10 @@ def test_a_profile_in_a_newer_format_is_refused_with_one_sentence(repo, capsys):
     out = capsys.readouterr().out
     assert "reports/data_profile.json is written in data_profile format 2, newer than this kit reads (1)" in out
     assert "Traceback" not in out
+
+
+def test_a_check_result_no_stage_writes_is_refused(repo):
+    (repo / "dvc.yaml").write_text("stages:\n  validate:\n    cmd: python v.py\n    outs: [other.json]\n")
+    assert run_main() == 1
+    result = json.loads((repo / "reports/pr/data_check.json").read_text())
+    assert "reports/data_check.json is not written by any stage of dvc.yaml" in result["error"]

@@ -233,3 +233,20 @@ def test_a_report_job_over_its_budget_fails_the_gate(project):
     text = (project / "reports/pr/model_report.md").read_text()
     assert "over its budget of 45 minutes" in text and "this job 50\\.0 min of 45 min" not in text
     assert "this job 50.0 min of 45 min" in text
+
+
+def test_results_in_a_file_no_stage_writes_fail_the_gate(project):
+    # Given a pull request that points the contract's metrics at a committed file of its own choosing,
+    (project / "dvc.yaml").write_text(
+        "stages:\n  evaluate:\n    cmd: python evaluate.py\n    metrics: [metrics.json]\n"
+    )
+    (project / "claimed.json").write_text(json.dumps({"f1_macro": 0.999, "log_loss": 0.01}))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["mlgitops"] = {"paths": {"metrics": "claimed.json"}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    # then its numbers are not taken as the pipeline's.
+    assert build(project) == 1
+    assert (
+        "claimed\\.json is not written by any stage of dvc\\.yaml"
+        in (project / "reports/pr/model_report.md").read_text()
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlgitops import train
+from mlgitops import train, trust
 
 OUTPUTS = {"data/prepared/train.csv", "models/model.joblib", "metrics.json"}
 
@@ -37,7 +37,7 @@ def test_pipeline_outputs_come_from_every_kind_of_stage_output(tmp_path):
         "stages:\n  a:\n    outs: [x.csv, {m.json: {cache: false}}]\n    metrics: [{metrics.json: {cache: false}}]\n"
         "    plots: [p.csv]\n"
     )
-    assert train.pipeline_outputs(dvc_yaml) == {"x.csv", "m.json", "metrics.json", "p.csv"}
+    assert trust.pipeline_outputs(dvc_yaml) == {"x.csv", "m.json", "metrics.json", "p.csv"}
 
 
 def test_run_cache_restores_are_recognised_in_dvc_3_output():
@@ -53,4 +53,4 @@ def test_pipeline_outputs_resolve_paths_interpolated_from_params(tmp_path):
         "    metrics: ['${nowhere.known}']\n"
     )
     params.write_text("mlgitops:\n  paths:\n    train: data/train.csv\n    meta: models/model.json\n")
-    assert train.pipeline_outputs(dvc_yaml, params) == {"data/train.csv", "models/model.json", "${nowhere.known}"}
+    assert trust.pipeline_outputs(dvc_yaml, params) == {"data/train.csv", "models/model.json", "${nowhere.known}"}

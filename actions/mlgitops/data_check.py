@@ -237,6 +237,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started_at = time.time()
     paths = contract.load(args.params)["paths"]
     check_file, profile_file = Path(args.check or paths["data_check"]), Path(args.profile or paths["data_profile"])
+    unproduced = trust.unproduced([str(check_file), str(profile_file)])
+    if unproduced:
+        error = f"{unproduced[0]} is not written by any stage of dvc.yaml, so it is not the pipeline's check"
+        return {"passed": False, "error": error, "rows": 0, "started_at": started_at}
     if args.base_ref:
         # Results the pull request committed are believed only where they are the base branch's.
         trust.forget(set(trust.untrusted(args.base_ref)))

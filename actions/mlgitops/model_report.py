@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import baseline, contract, gha, gitrefs
+from . import baseline, contract, gha, gitrefs, trust
 from . import markdown as md
 
 TOP_FEATURES = 10
@@ -344,6 +344,11 @@ def decide(inputs: Inputs, args: argparse.Namespace) -> Decision:
             f"{budget:g} minutes (mlgitops.budget.report_minutes on the base branch)"
         )
     reasons += [m["sentence"] for m in (inputs.train or {}).get("mismatches", [])]
+    # The contract names where results are; only files the pipeline writes (and CI re-ran) count.
+    reasons += [
+        f"{path} is not written by any stage of dvc.yaml, so its numbers are not the pipeline's"
+        for path in trust.unproduced([args.metrics, args.confusion])
+    ]
     if not inputs.head_metrics:
         reasons.append(f"{args.metrics} is missing")
     for name in ("data_check", "train") if args.require_sections else ():

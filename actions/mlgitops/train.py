@@ -16,8 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import contract, gha, gitrefs, trust
 from . import markdown as md
 
@@ -32,37 +30,6 @@ ABSENT = {"deleted", "not in cache"}
 def dvc(*args: str) -> subprocess.CompletedProcess[str]:
     """Run a DVC command, capturing its output."""
     return subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
-
-
-INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z0-9_.-]+)\s*\}")
-
-
-def interpolate(text: str, params: dict[str, Any]) -> str:
-    """Resolve `${a.b}` from params.yaml, as DVC does for dvc.yaml; an unknown name stays as written."""
-
-    def value(match: re.Match[str]) -> str:
-        node: Any = params
-        for key in match.group(1).split("."):
-            if not isinstance(node, dict) or key not in node:
-                return match.group(0)
-            node = node[key]
-        return str(node)
-
-    return INTERPOLATION.sub(value, text)
-
-
-def pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml"), params_file: Path = Path("params.yaml")) -> set[str]:
-    """Every path a stage of dvc.yaml writes, with `${...}` resolved from params.yaml."""
-    stages = (
-        (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {}) if dvc_yaml.is_file() else {}
-    )
-    params = (yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}) if params_file.is_file() else {}
-    found: set[str] = set()
-    for stage in stages.values():
-        for key in ("outs", "metrics", "plots"):
-            for item in stage.get(key) or []:
-                found.add(interpolate(next(iter(item)) if isinstance(item, dict) else str(item), params))
-    return found
 
 
 def changed_inputs(status: dict[str, Any], outputs: set[str]) -> dict[str, list[str]]:
@@ -140,7 +107,7 @@ def reproduce(push: bool, base_ref: str = "") -> dict[str, Any]:
     try:
         if status.returncode != 0:
             raise ValueError(status.stderr.strip()[-300:])
-        changed = changed_inputs(json.loads(status.stdout or "{}"), pipeline_outputs())
+        changed = changed_inputs(json.loads(status.stdout or "{}"), trust.pipeline_outputs())
     except ValueError as err:  # JSONDecodeError included: then run everything rather than trust nothing changed
         changed = {"(dvc status failed)": [str(err)]}
     for stage, reason in distrusted.items():
@@ -185,7 +152,7 @@ def reproduce(push: bool, base_ref: str = "") -> dict[str, Any]:
         "skipped": SKIPPED.findall(output),
     }
     if returncode is None:
-        restore_committed(pipeline_outputs())
+        restore_committed(trust.pipeline_outputs())
         result["over_budget"] = True
         result["error"] = (
             f"the pipeline ran past its budget of {budget / 60:g} minutes (mlgitops.budget.pipeline_minutes "

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,52 @@ import yaml
 from . import gitrefs
 
 LOCK = "dvc.lock"
+DVC_YAML = Path("dvc.yaml")
+PARAMS = Path("params.yaml")
 # Reproduced numbers agree with committed ones within this absolute difference (floats across machines).
 TOLERANCE = 1e-6
 # Keys of JSON outputs that describe the machine or a DVC-cached file rather than results: CI's own copy
 # of a cached file is the one used, so its digest is never compared, nor the interpreter's patch version.
 PROVENANCE_KEYS = frozenset({"sha256", "versions"})
+
+
+INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z0-9_.-]+)\s*\}")
+
+
+def interpolate(text: str, params: dict[str, Any]) -> str:
+    """Resolve `${a.b}` from params.yaml, as DVC does for dvc.yaml; an unknown name stays as written."""
+
+    def value(match: re.Match[str]) -> str:
+        node: Any = params
+        for key in match.group(1).split("."):
+            if not isinstance(node, dict) or key not in node:
+                return match.group(0)
+            node = node[key]
+        return str(node)
+
+    return INTERPOLATION.sub(value, text)
+
+
+def pipeline_outputs(dvc_yaml: Path = DVC_YAML, params_file: Path = PARAMS) -> set[str]:
+    """Every path a stage of dvc.yaml writes, with `${...}` resolved from params.yaml."""
+    stages = (
+        (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {}) if dvc_yaml.is_file() else {}
+    )
+    params = (yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}) if params_file.is_file() else {}
+    found: set[str] = set()
+    for stage in stages.values():
+        for key in ("outs", "metrics", "plots"):
+            for item in stage.get(key) or []:
+                found.add(interpolate(next(iter(item)) if isinstance(item, dict) else str(item), params))
+    return found
+
+
+def unproduced(paths: list[str], dvc_yaml: Path = DVC_YAML) -> list[str]:
+    """Those of the paths no stage of dvc.yaml writes: files a pull request could commit with any numbers."""
+    if not dvc_yaml.is_file():
+        return []  # no pipeline at all: the train step fails on its own
+    produced = pipeline_outputs(dvc_yaml)
+    return [path for path in paths if path not in produced]
 
 
 @dataclass
