@@ -46,6 +46,13 @@ DEFAULTS: dict[str, Any] = {
         "lower_is_better": ["log_loss"],
         "max_majority_share": 0.95,
     },
+    "release": {
+        "target": "local",
+        "environments": ["staging", "production"],
+        "ports": {"staging": 3001, "production": 3000},
+        "skew_tolerance": 0.001,
+        "ready_seconds": 120,
+    },
 }
 # The newest version of each file format the two sides exchange that this kit reads.
 FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
