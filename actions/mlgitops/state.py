@@ -219,7 +219,9 @@ class StateBranch:
             new = change(current)
             if new is None or render(new) == render(current):
                 return current, None
-            commit = self._commit(parent, path_of(environment), render(new), message(current, new))
+            # [skip ci]: a state commit pushed with a token that does start workflows must not start a release.
+            text = f"{message(current, new)}\n\n[skip ci]"
+            commit = self._commit(parent, path_of(environment), render(new), text)
             pushed = _git(
                 *_auth(self.remote), "push", "--quiet", self.remote, f"{commit}:refs/heads/{self.branch}", check=False
             )
