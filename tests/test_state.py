@@ -69,7 +69,7 @@ def test_state_files_round_trip_and_refuse_what_they_cannot_read():
     assert text.startswith("# Written by the release workflow")
     assert state.parse(text, "staging") == s
     assert state.parse(None, "staging") == state.empty("staging")
-    with pytest.raises(state.StateError, match="releases/staging.yaml is not valid YAML"):
+    with pytest.raises(state.StateError, match=r"releases/staging\.yaml is not valid YAML"):
         state.parse("live: [", "staging")
     with pytest.raises(state.StateError, match="newer format"):
         state.parse("format: 9\nhistory: []\n", "staging")
@@ -100,7 +100,7 @@ def clones(tmp_path, monkeypatch):
 
 
 def test_a_state_change_is_one_commit_on_the_branch_and_a_repeat_makes_none(clones, monkeypatch):
-    origin, seed, (run, _) = clones
+    _origin, seed, (run, _) = clones
     monkeypatch.chdir(run)
     branch = state.StateBranch("main")
 

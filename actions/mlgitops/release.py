@@ -233,6 +233,19 @@ def recover(environment: str, ctx: Context) -> None:
     )
 
 
+def newer_release(environment: str, version: str, live: dict[str, Any], ctx: Context) -> str:
+    """Why the release is superseded: a newer one is live here or went live in the environment before; else ""."""
+    if live.get("version", "") > version:
+        return f"{live['version']}, a newer release, is live already"
+    order = ctx.settings["environments"]
+    if environment in order and order.index(environment) > 0:
+        before = order[order.index(environment) - 1]
+        ahead = (ctx.branch.read(before).get("live") or {}).get("version", "")
+        if ahead > version:
+            return f"{ahead}, a newer release, went live on {before} since"
+    return ""
+
+
 def check_order(environment: str, release: dict[str, Any], ctx: Context) -> None:
     """A release reaches an environment only after it went live, with the same digest, in the one before it."""
     order = ctx.settings["environments"]
@@ -259,8 +272,9 @@ def promote(environment: str, version: str, ctx: Context) -> int:
         live = current.get("live") or {}
         if live.get("version") == version and live.get("digest") == release["digest"]:
             return already_live(environment, release, ctx)
-        if live.get("version", "") > version:
-            reason = f"{live['version']}, a newer release, is live already"
+        newer = newer_release(environment, version, live, ctx)
+        if newer:
+            reason = newer
             ctx.branch.update(
                 environment,
                 lambda s: state.closed(s, release, "superseded", reason, state.now(), ctx.by),
@@ -274,14 +288,17 @@ def promote(environment: str, version: str, ctx: Context) -> int:
             lambda s: state.begin(s, release, state.now(), ctx.by),
             lambda _old, _new: f"Start releasing {version} to {environment}",
         )
+        print(f"{environment}: releasing {version} (live: {live.get('version') or 'nothing'})", flush=True)
         url, verified = try_release(environment, release, ctx)
         if verified.passed:
             line = describe(verified, release)
             ctx.branch.update(
                 environment,
                 lambda s: state.went_live(s, release, url, state.now(), ctx.by, verified.checks, line),
-                lambda old, _new: f"Release {version} to {environment}: {line}"
-                + (f"\n\nIt replaces {old['live']['version']}." if old.get("live") else ""),
+                lambda old, _new: (
+                    f"Release {version} to {environment}: {line}"
+                    + (f"\n\nIt replaces {old['live']['version']}." if old.get("live") else "")
+                ),
             )
             gha.set_output("url", url)
             gha.add_summary(f"### ✅ {environment}: {version} is live\n\n{md.text(line)} at {url}.")
@@ -292,8 +309,9 @@ def promote(environment: str, version: str, ctx: Context) -> int:
         ctx.branch.update(
             environment,
             lambda s: state.failed(s, release, reason, state.now(), ctx.by),
-            lambda _old, _new: f"Keep {environment} on {live.get('version') or 'nothing'}: {version} failed\n\n"
-            f"{reason}; {note}.",
+            lambda _old, _new: (
+                f"Keep {environment} on {live.get('version') or 'nothing'}: {version} failed\n\n{reason}; {note}."
+            ),
         )
         if live.get("url"):
             gha.set_output("url", live["url"])
@@ -326,7 +344,9 @@ def rollback(environment: str, version: str | None, reason: str, ctx: Context) -
         live = current.get("live") or {}
         to = version or state.previous_good(current)
         if not to:
-            raise ReleaseError(f"{environment} has no earlier release that served it well; name a version to roll back to.")
+            raise ReleaseError(
+                f"{environment} has no earlier release that served it well; name a version to roll back to."
+            )
         if to == live.get("version"):
             print(f"{environment}: {to} is live already; nothing to roll back")
             return 0

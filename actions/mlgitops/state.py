@@ -1,4 +1,4 @@
-"""The GitOps state of each environment: `releases/<environment>.yaml`, its transitions, and commits that swap it safely.
+"""The GitOps state of each environment: `releases/<environment>.yaml`, its transitions, and safe commits of it.
 
 One file per environment says which release is live there (version, Bento, model, archive digest, commit,
 URL, when and by whom) and keeps the story of every release that went through it (`history`, newest

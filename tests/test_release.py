@@ -1,0 +1,346 @@
+"""Promotion, verification and rollback decisions, against a stand-in deploy target that serves canned models over HTTP.
+
+The stand-in target serves each release with a small HTTP server speaking the generated service's API;
+how it answers comes from the release (honest, skewed, one class for everyone, or failing to start), so
+each test states the fault it injects. State commits go to a real git remote in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlgitops import release, state, targets
+
+CLASSES = ["no", "yes"]
+LABELS = ["yes", "no", "yes", "no", "no", "yes", "no", "no"]
+# The project's `score` command, reduced to accuracy and the top class's share: what verify asks of a project.
+SCORE = """
+import argparse, json, pathlib
+parser = argparse.ArgumentParser()
+parser.add_argument("command")
+parser.add_argument("--reference", type=pathlib.Path)
+parser.add_argument("--predictions", type=pathlib.Path)
+args = parser.parse_args()
+truth = json.loads((args.reference / "reference.json").read_text())["truth"]
+served = [p["label"] for p in json.loads(args.predictions.read_text())]
+top = max(served.count(c) for c in set(served)) / len(served)
+value = sum(a == b for a, b in zip(truth, served)) / len(truth)
+print(json.dumps({"metric": "accuracy", "value": value, "top_class_share": top, "rows": len(served)}))
+"""
+
+
+class Served(BaseHTTPRequestHandler):
+    """The generated service's routes, answering as the release's behaviour says."""
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.reply(200, {})
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["content-length"])) or b"{}")
+        release_ = self.server.release
+        if self.path == "/model_info":
+            return self.reply(200, {"tag": release_["model"]})
+        instances = payload.get("instances", [])
+        if any("a feature no model has" in instance for instance in instances):
+            return self.reply(400, {"error": "unknown feature"})
+        labels = []
+        for instance in instances:
+            truth = LABELS[instance["row"]]
+            behaviour = release_["behaviour"]
+            if behaviour == "degenerate":
+                labels.append("no")
+            elif behaviour == "skewed" and instance["row"] % 2:
+                labels.append("no" if truth == "yes" else "yes")
+            else:
+                labels.append(truth)
+        predictions = [{"label": label, "probabilities": {label: 1.0}} for label in labels]
+        self.reply(200, {"model": release_["model"], "predictions": predictions})
+
+
+class StandInTarget:
+    """Stand-in for a deploy target: serves each environment's release from an HTTP server in this process."""
+
+    def __init__(self) -> None:
+        self.servers: dict[str, ThreadingHTTPServer] = {}
+        self.deploys: list[tuple[str, str]] = []
+
+    def deploy(self, environment, *, tag, archive, version, port, env=None, ready_timeout=120.0):
+        self.stop(environment)
+        manifest = json.loads(Path(archive).read_text())
+        self.deploys.append((environment, version))
+        if manifest["behaviour"] == "crash":
+            raise targets.DeployError(f"{environment}: {version} exited before it was ready: ImportError")
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Served)
+        server.release = manifest
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers[environment] = server
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    def current(self, environment):
+        server = self.servers.get(environment)
+        if not server:
+            return None
+        return {
+            "version": server.release["version"],
+            "alive": True,
+            "url": f"http://127.0.0.1:{server.server_address[1]}",
+        }
+
+    def stop(self, environment):
+        server = self.servers.pop(environment, None)
+        if server:
+            server.shutdown()
+            server.server_close()
+
+    @contextlib.contextmanager
+    def lock(self, environment):
+        yield
+
+
+class FolderStore:
+    """Releases as folders: the manifest, a stand-in archive (the manifest again) and the reference set."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def add(self, version: str, behaviour: str = "honest") -> dict:
+        manifest = {
+            "version": version,
+            "bento": f"shop:{version}",
+            "model": f"shop:model-{version}",
+            "digest": f"sha256:{version}",
+            "commit": "0" * 40,
+            "archive": "shop.bento",
+            "metric": {"name": "accuracy", "higher_is_better": True, "offline": 1.0, "rows": len(LABELS)},
+            "behaviour": behaviour,
+        }
+        folder = self.root / version
+        (folder / "reference").mkdir(parents=True)
+        (folder / "release.json").write_text(json.dumps(manifest))
+        (folder / "shop.bento").write_text(json.dumps(manifest))
+        (folder / "reference" / "reference.json").write_text(json.dumps({"truth": LABELS}))
+        (folder / "reference" / "reference.csv").write_text("row\n" + "\n".join(map(str, range(len(LABELS)))))
+        requests = {"instances": [{"row": i} for i in range(len(LABELS))]}
+        (folder / "reference" / "reference_requests.json").write_text(json.dumps(requests))
+        return manifest
+
+    def manifest(self, version: str) -> dict:
+        path = self.root / version / "release.json"
+        if not path.is_file():
+            raise release.store.StoreError(f"the store holds no release {version}.")
+        return json.loads(path.read_text())
+
+    def get(self, version: str, name: str, dest: Path) -> Path:
+        dest.write_bytes((self.root / version / name).read_bytes())
+        return dest
+
+
+def git(cwd: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args]
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def ctx(tmp_path, monkeypatch):
+    """A project clone whose remote takes the state commits, a stand-in target and a store of releases."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    project = tmp_path / "shop"
+    git(tmp_path, "clone", "-q", str(origin), str(project))
+    (project / "shop").mkdir()
+    (project / "shop" / "__main__.py").write_text(SCORE)
+    git(project, "add", ".")
+    git(project, "commit", "-qm", "Start")
+    git(project, "push", "-q", "origin", "HEAD:main")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PYTHONPATH", str(project))
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    (tmp_path / "work").mkdir()
+    target = StandInTarget()
+    context = release.Context(
+        project="shop",
+        package="shop",
+        settings={
+            "environments": ["staging", "production"],
+            "ports": {"staging": 3001, "production": 3000},
+            "skew_tolerance": 0.001,
+            "ready_seconds": 5,
+            "max_majority_share": 0.95,
+        },
+        store=FolderStore(tmp_path / "store"),
+        target=target,
+        branch=state.StateBranch("main"),
+        work=tmp_path / "work",
+        by="dev",
+    )
+    context.origin = origin
+    yield context
+    for environment in list(target.servers):
+        target.stop(environment)
+
+
+def history(ctx, environment: str) -> list[tuple[str, str]]:
+    return [(h["version"], h["outcome"]) for h in ctx.branch.read(environment, ctx.branch.fetch())["history"]]
+
+
+def subjects(ctx) -> list[str]:
+    return git(Path.cwd(), "log", "--format=%s", "refs/mlgitops/state/main").splitlines()
+
+
+def test_an_honest_release_goes_live_on_staging_then_production_with_the_same_digest(ctx):
+    ctx.store.add("v1")
+    assert release.promote("staging", "v1", ctx) == 0
+    assert release.promote("production", "v1", ctx) == 0
+
+    staging, production = (ctx.branch.read(e, ctx.branch.fetch())["live"] for e in ("staging", "production"))
+    assert staging["digest"] == production["digest"] == "sha256:v1"
+    assert production["verified"]["served"]["value"] == 1.0
+    assert subjects(ctx)[0] == "Release v1 to production: verified, accuracy 1.0000 served, 1.0000 offline"
+
+
+def test_a_release_cannot_skip_staging(ctx):
+    ctx.store.add("v1")
+    with pytest.raises(release.ReleaseError, match=r"v1 is not live on staging .* so it cannot go to production"):
+        release.promote("production", "v1", ctx)
+
+
+def test_re_running_a_finished_promotion_makes_no_commit(ctx):
+    ctx.store.add("v1")
+    release.promote("staging", "v1", ctx)
+    before = subjects(ctx)
+
+    assert release.promote("staging", "v1", ctx) == 0
+
+    assert subjects(ctx) == before
+
+
+def test_train_serve_skew_fails_verification_and_the_last_good_release_serves_again(ctx):
+    ctx.store.add("v1")
+    ctx.store.add("v2", behaviour="skewed")
+    release.promote("staging", "v1", ctx)
+
+    assert release.promote("staging", "v2", ctx) == 1
+
+    current = ctx.branch.read("staging", ctx.branch.fetch())
+    assert current["live"]["version"] == "v1"
+    assert ctx.target.current("staging")["version"] == "v1"
+    failure = current["history"][-1]
+    assert failure["outcome"] == "failed" and "train/serve skew" in failure["reason"]
+    assert "accuracy served 0.6250 on the reference set but 1.0000 in process" in failure["reason"]
+    assert subjects(ctx)[0] == "Keep staging on v1: v2 failed"
+
+
+def test_a_model_answering_one_class_for_everyone_fails_even_when_its_metric_matches(ctx):
+    ctx.store.add("v1", behaviour="degenerate")
+    # Offline, this model also said "no" for everyone: its metric matches what it serves.
+    manifest_path = ctx.store.root / "v1" / "release.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["metric"]["offline"] = LABELS.count("no") / len(LABELS)
+    manifest_path.write_text(json.dumps(manifest))
+    (ctx.store.root / "v1" / "shop.bento").write_text(json.dumps(manifest))
+    ctx.settings["max_majority_share"] = 0.6
+
+    assert release.promote("staging", "v1", ctx) == 1
+
+    current = ctx.branch.read("staging", ctx.branch.fetch())
+    assert current["live"] is None and ctx.target.current("staging") is None
+    assert "100% of the reference set got the same class" in current["history"][-1]["reason"]
+
+
+def test_a_release_that_does_not_start_keeps_the_previous_one_and_records_the_targets_reason(ctx):
+    ctx.store.add("v1")
+    ctx.store.add("v2", behaviour="crash")
+    release.promote("staging", "v1", ctx)
+
+    assert release.promote("staging", "v2", ctx) == 1
+
+    assert history(ctx, "staging")[-1] == ("v2", "failed")
+    assert "exited before it was ready: ImportError" in ctx.branch.read("staging")["history"][-1]["reason"]
+    assert ctx.target.current("staging")["version"] == "v1"
+
+
+def test_an_older_release_arriving_after_a_newer_one_is_recorded_as_superseded(ctx):
+    for version in ("v1", "v2"):
+        ctx.store.add(version)
+    release.promote("staging", "v2", ctx)
+
+    assert release.promote("staging", "v1", ctx) == 0
+
+    assert ctx.branch.read("staging", ctx.branch.fetch())["live"]["version"] == "v2"
+    assert history(ctx, "staging") == [("v2", "live"), ("v1", "superseded")]
+
+
+def test_rollback_serves_the_previous_good_release_or_a_named_one(ctx):
+    for version in ("v1", "v2", "v3"):
+        ctx.store.add(version)
+        release.promote("staging", version, ctx)
+
+    assert release.rollback("staging", None, "v3 is slow", ctx) == 0
+    assert ctx.target.current("staging")["version"] == "v2"
+    assert release.rollback("staging", "v1", "", ctx) == 0
+
+    assert ctx.branch.read("staging", ctx.branch.fetch())["live"]["version"] == "v1"
+    assert history(ctx, "staging")[-3:] == [("v3", "rolled-back"), ("v2", "rolled-back"), ("v1", "live")]
+    assert subjects(ctx)[1] == "Roll back staging from v3 to v2"
+
+
+def test_rollback_without_an_earlier_good_release_says_so(ctx):
+    ctx.store.add("v1")
+    release.promote("staging", "v1", ctx)
+    with pytest.raises(release.ReleaseError, match="staging has no earlier release that served it well"):
+        release.rollback("staging", None, "", ctx)
+
+
+def test_a_promotion_interrupted_midway_is_recovered_by_the_next_run(ctx):
+    for version in ("v1", "v2", "v3"):
+        ctx.store.add(version)
+    release.promote("staging", "v1", ctx)
+    # A run that recorded its start and was killed while serving v2.
+    ctx.branch.update("staging", lambda s: state.begin(s, ctx.store.manifest("v2"), "t", "dev"), lambda _o, _n: "start")
+    ctx.target.deploy("staging", tag="", archive=ctx.store.root / "v2" / "shop.bento", version="v2", port=0)
+
+    assert release.promote("staging", "v3", ctx) == 0
+
+    assert history(ctx, "staging") == [("v1", "replaced"), ("v2", "interrupted"), ("v3", "live")]
+    assert ctx.target.deploys[-2:] == [("staging", "v1"), ("staging", "v3")], "v1 served again before v3"
+    assert "Recover staging: the release of v2 was interrupted" in subjects(ctx)
+
+
+def test_a_failure_before_staging_is_recorded_in_its_history(ctx):
+    assert release.record_failure("staging", "v9", "the smoke test got 500 from /predict", ctx) == 0
+    entry = ctx.branch.read("staging", ctx.branch.fetch())["history"][-1]
+    assert (entry["version"], entry["outcome"], entry["digest"]) == ("v9", "failed", None)
+    assert yaml.safe_load(git(Path.cwd(), "show", "refs/mlgitops/state/main:releases/staging.yaml"))["live"] is None
+
+
+def test_the_command_line_names_a_bad_environment_in_one_sentence(ctx, capsys, monkeypatch):
+    (Path.cwd() / "bentofile.yaml").write_text('service: "shop.service:Svc"\nname: shop\n')
+    monkeypatch.setattr(release.targets, "get_target", lambda name, project: ctx.target)
+    monkeypatch.setattr(release.store, "open_store", lambda url, project: ctx.store)
+    ctx.store.add("v1")
+    code = release.main(["--store", str(ctx.store.root), "promote", "--environment", "qa", "--version", "v1"])
+    assert code == 1
+    assert "'qa' is not one of the environments in mlgitops.release" in capsys.readouterr().err
+    assert sys.modules["mlgitops.release"] is release
