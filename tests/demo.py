@@ -137,7 +137,8 @@ def demo(output: Path) -> int:
         print(f"an invalid request -> {bad_status}: {bad_answer.get('error')}")
     report = pull_request_report(project, env)
     print(f"\n--- the model report of a pull request that sets model.C to 0.3 ---\n\n{report}")
-    return 0 if status == 200 and bad_status == 400 else 1
+    released = release_and_roll_back(project, env, output)
+    return 0 if status == 200 and bad_status == 400 and released else 1
 
 
 def pull_request_report(project: Path, env: dict[str, str]) -> str:
@@ -155,6 +156,101 @@ def pull_request_report(project: Path, env: dict[str, str]) -> str:
     ):
         subprocess.run([sys.executable, "-m", module, *args], cwd=project, env=actions_env, capture_output=True)
     return (project / "reports" / "pr" / "model_report.md").read_text(encoding="utf-8")
+
+
+def kit(project: Path, env: dict[str, str], module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one of the kit's actions in the project, as its workflow step would; print what it says."""
+    actions_env = {**env, "PYTHONPATH": os.pathsep.join([str(TEMPLATE / "actions"), str(project / "src")])}
+    done = subprocess.run(
+        [sys.executable, "-m", f"mlgitops.{module}", *args],
+        cwd=project,
+        env=actions_env,
+        capture_output=True,
+        text=True,
+    )
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.startswith(("error:", "staging:", "production:", "::error", "::warning")):
+            print(f"  {line}")
+    return done
+
+
+def release_and_roll_back(project: Path, env: dict[str, str], output: Path) -> bool:
+    """Release main to staging and production, merge the tuned model and release it, then roll production back."""
+    from mlgitops.local_target import LocalTarget
+
+    git = ["git", "-c", "user.name=Demo", "-c", "user.email=demo@example.com"]
+    origin, store = output / "origin.git", output / "store"
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(origin)], output, env)
+    # The pull request's branch keeps the results its report reproduced, as its author would commit them.
+    subprocess.run([*git, "commit", "-qam", "Reproduce the tuned model"], cwd=project, env=env, capture_output=True)
+    sh(["git", "checkout", "-q", "main"], project, env)
+    sh(["git", "remote", "add", "origin", str(origin)], project, env)
+    env = {**env, "MLGITOPS_HOME": str(output / "serving")}
+    params = project / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    for name, port in (("staging", 3001), ("production", 3000)):
+        text = text.replace(f"      {name}: {port}\n", f"      {name}: {free_port()}\n")
+    params.write_text(text, encoding="utf-8")
+    sh([*git, "commit", "-qam", "Serve staging and production on free ports"], project, env)
+
+    def release() -> str:
+        sh(["git", "push", "-q", "origin", "main"], project, env)
+        started = time.perf_counter()
+        packaged = kit(project, env, "package", "--store", str(store), "--out", str(output / "package"))
+        if packaged.returncode != 0:
+            raise AssertionError(f"packaging failed:\n{packaged.stdout[-3000:]}\n{packaged.stderr[-3000:]}")
+        version = json.loads((output / "package" / "release.json").read_text(encoding="utf-8"))["version"]
+        for environment in ("staging", "production"):
+            promoted = kit(
+                project,
+                env,
+                "release",
+                "--store",
+                str(store),
+                "promote",
+                "--environment",
+                environment,
+                "--version",
+                version,
+            )
+            if promoted.returncode != 0:
+                raise AssertionError(f"promoting {version} to {environment} failed:\n{promoted.stderr[-3000:]}")
+        print(f"released {version} to staging and production in {time.perf_counter() - started:.1f} s")
+        return version
+
+    try:
+        print("\n--- merge to release: package, staging, production ---")
+        first = release()
+        sh([*git, "pull", "-q", "--rebase", "origin", "main"], project, env)
+        sh([*git, "merge", "-q", "--no-ff", "-m", "Merge the tuned model", "tune-c"], project, env)
+        print("\n--- a second merge ---")
+        release()
+        print(f"\n--- roll production back to {first} ---")
+        started = time.perf_counter()
+        rolled = kit(
+            project,
+            env,
+            "release",
+            "--store",
+            str(store),
+            "rollback",
+            "--environment",
+            "production",
+            "--version",
+            first,
+            "--reason",
+            "the demo rolls back",
+        )
+        print(f"rolled back in {time.perf_counter() - started:.1f} s")
+        sh([*git, "pull", "-q", "--rebase", "origin", "main"], project, env)
+        for environment in ("staging", "production"):
+            state = (project / "releases" / f"{environment}.yaml").read_text(encoding="utf-8")
+            print(f"\n--- releases/{environment}.yaml ---\n{state}")
+        print(sh(["git", "log", "--oneline", "-8", "--", "releases"], project, env))
+        return rolled.returncode == 0
+    finally:
+        for environment in ("staging", "production"):
+            LocalTarget(project.name, output / "serving").stop(environment)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
