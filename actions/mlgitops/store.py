@@ -107,13 +107,17 @@ class Store:
     def versions(self) -> list[str]:
         """The versions stored whole, sorted."""
         try:
-            found = self.fs.glob(f"{self.folder}/*/{SUMS}")
+            # One listing of the project's files: on a bucket, far fewer requests than asking after each version.
+            found = [str(path) for path in self.fs.find(self.folder)] if self.fs.exists(self.folder) else []
         except FileNotFoundError:
             return []
         except OSError as err:
             raise StoreError(f"the releases of {self.project} at {self.url} could not be listed: {err}") from None
-        versions = {str(path).rstrip("/").split("/")[-2] for path in found}
-        return sorted(version for version in versions if NAME.fullmatch(version))
+        prefix = self.folder.rstrip("/") + "/"
+        relative = [path.removeprefix(prefix).split("/") for path in found if path.startswith(prefix)]
+        return sorted(
+            parts[0] for parts in relative if len(parts) == 2 and parts[1] == SUMS and NAME.fullmatch(parts[0])
+        )
 
     def put(self, version: str, files: Mapping[str, Path]) -> None:
         """Store a release whole, or not at all; storing the same files again is a no-op, different files an error."""
