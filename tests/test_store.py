@@ -356,3 +356,22 @@ def test_given_a_cloud_remote_whose_plugin_is_missing_then_the_error_names_the_p
         open_store("dvc://models", PROJECT, repo=project)
 
     one_sentence(error)
+
+
+def test_the_cli_stores_lists_and_fetches_a_release_and_reports_errors_as_one_annotation(tmp_path, capsys, monkeypatch):
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    files = write_release(tmp_path / "build", "1.0.0")
+    where = ["--url", str(tmp_path / "releases"), "--project", PROJECT]
+
+    assert store_module.main([*where, "put", "1.0.0", *map(str, files.values())]) == 0
+    assert store_module.main([*where, "versions"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1.0.0"
+    digest = json.loads(files["release.json"].read_text())["digest"]
+    arguments = [*where, "get", "1.0.0", "churn_model-1.0.0.bento", str(tmp_path), "--digest", digest]
+    assert store_module.main(arguments) == 0
+    assert (tmp_path / "churn_model-1.0.0.bento").read_bytes() == files["churn_model-1.0.0.bento"].read_bytes()
+    assert output.read_text().splitlines()[1] == str(tmp_path / "churn_model-1.0.0.bento")
+
+    assert store_module.main([*where, "get", "2.0.0", "release.json", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("::error::release 2.0.0 of churn-model is not in")

@@ -10,18 +10,22 @@ last: a killed upload leaves no such file, so it is never listed or served, and 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
 import re
+import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
+
+from . import gha
 
 MANIFEST = "release.json"
 SUMS = "SHA256SUMS"
@@ -323,3 +327,44 @@ def _dvc_remote(name: str, repo: Path) -> tuple[AbstractFileSystem, str]:
     with contextlib.suppress(AttributeError):
         root = filesystem._strip_protocol(root)
     return filesystem, str(root)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`put` a release's files, `get` one back verified, or list the stored `versions`."""
+    parser = argparse.ArgumentParser(prog="python3 -m mlgitops.store", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="/abs/path, file:///abs/path, dvc://NAME or dvc://")
+    parser.add_argument("--project", required=True, help="the project's name: its releases' folder in the store")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC project a dvc:// URL is resolved in")
+    commands = parser.add_subparsers(dest="command", required=True)
+    put = commands.add_parser("put", help="store a release's files (release.json among them) whole")
+    put.add_argument("version")
+    put.add_argument("files", nargs="+", type=Path)
+    get = commands.add_parser("get", help="fetch one file of a release, verified")
+    get.add_argument("version")
+    get.add_argument("name")
+    get.add_argument("dest", type=Path, help="file to write, or folder to put it in")
+    get.add_argument("--digest", default=None, help="sha256:<hex> the archive must have (the promoted one)")
+    commands.add_parser("versions", help="print the stored versions, one a line, sorted")
+    args = parser.parse_args(argv)
+    try:
+        store = open_store(args.url, args.project, repo=args.repo)
+        if args.command == "put":
+            names = [path.name for path in args.files]
+            if len(set(names)) != len(names):
+                raise StoreError("two of the files have the same name, and a release's files are stored by name")
+            store.put(args.version, {path.name: path for path in args.files})
+            print(f"stored release {args.version} of {args.project} at {args.url}")
+        elif args.command == "get":
+            path = store.get(args.version, args.name, args.dest, digest=args.digest)
+            print(path)
+            gha.set_output("path", str(path))
+        else:
+            print("\n".join(store.versions()))
+    except StoreError as err:
+        gha.annotate("error", str(err))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
