@@ -438,6 +438,30 @@ def test_given_a_draft_release_then_getting_its_tag_finds_nothing_as_github_show
     assert (draft["draft"], draft["published_at"], draft["tarball_url"]) == (True, None, None)
 
 
+def test_given_a_draft_when_listing_and_publishing_it_then_it_is_listed_first_and_found_by_tag_once_published(fake):
+    fake.add_release("octo", "models", "v1")
+    draft = call(fake, "POST", RELEASES, {"tag_name": "v2", "draft": True}).body
+    assert [r["tag_name"] for r in call(fake, "GET", f"{RELEASES}?per_page=100").body] == ["v2", "v1"]
+
+    published = call(fake, "PATCH", f"{RELEASES}/{draft['id']}", {"draft": False})
+
+    assert (published.status, published.body["draft"]) == (200, False)
+    assert published.body["published_at"] is not None
+    assert published.body["html_url"] == "https://github.com/octo/models/releases/tag/v2"
+    assert call(fake, "GET", f"{RELEASES}/tags/v2").body["id"] == draft["id"]
+    assert call(fake, "PATCH", f"{RELEASES}/999", {"draft": False}).status == 404
+
+
+def test_given_immutable_releases_then_a_draft_takes_assets_and_a_published_release_refuses_them():
+    with FakeGitHub(immutable_releases=True) as server:
+        draft = call(server, "POST", RELEASES, {"tag_name": "v1", "draft": True}).body
+        assert upload(server, draft, "model.bento", b"one").status == 201
+        published = call(server, "PATCH", f"{RELEASES}/{draft['id']}", {"draft": False}).body
+        assert published["immutable"] is True
+        assert upload(server, published, "notes.md", b"late").status == 422
+    assert [a["name"] for a in server.releases("octo", "models")[0]["assets"]] == ["model.bento"]
+
+
 def test_given_an_asset_name_already_taken_when_uploading_again_then_422_as_documented_without_a_body(fake):
     release = call(fake, "POST", RELEASES, {"tag_name": "v1"}).body
     assert upload(fake, release, "model.bento", b"one").status == 201

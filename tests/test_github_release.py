@@ -68,6 +68,11 @@ def test_given_no_release_when_publishing_then_it_is_created_on_the_commit_with_
         assert github.asset_bytes("octo", "churn", TAG, path.name) == path.read_bytes()
     posted = [r for r in github.requests if r.method == "POST" and r.path.endswith("/assets")]
     assert {r.headers["content-type"] for r in posted} == {"application/octet-stream"}
+    # Made as a draft, published once whole: nobody sees a release without its archive.
+    writes = [(r.method, r.path.rsplit("/", 1)[-1], r.body) for r in github.requests if r.method in ("POST", "PATCH")]
+    assert writes[0][0] == "POST" and writes[0][2]["draft"] is True
+    assert writes[-1] == ("PATCH", str(release["id"]), {"draft": False})
+    assert release["draft"] is False and release["published_at"] is not None
 
 
 def test_given_a_published_release_when_publishing_again_then_nothing_is_uploaded_twice(github, files):
@@ -78,6 +83,29 @@ def test_given_a_published_release_when_publishing_again_then_nothing_is_uploade
 
     assert uploads(github) == [path.name for path in files]
     assert len(github.releases("octo", "churn")) == 1
+
+
+def test_given_a_repository_with_immutable_releases_when_publishing_then_it_takes_every_asset(monkeypatch, files):
+    with FakeGitHub(immutable_releases=True) as github:
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        monkeypatch.setenv("GITHUB_TOKEN", "ghs_release")
+        publish_files(files)
+        publish_files(files)
+        release = release_of(github)
+    assert release["immutable"] is True
+    assert [asset["name"] for asset in release["assets"]] == [path.name for path in files]
+
+
+def test_given_a_draft_left_by_a_stopped_run_when_publishing_again_then_it_is_completed_and_published(github, files):
+    archive, manifest = files
+    github.add_release("octo", "churn", TAG, assets={archive.name: archive.read_bytes()}, draft=True)
+
+    url = publish_files(files)
+
+    [release] = github.releases("octo", "churn")
+    assert (release["draft"], url) == (False, f"https://github.com/{REPO}/releases/tag/{TAG}")
+    assert [asset["name"] for asset in release["assets"]] == [archive.name, manifest.name]
+    assert uploads(github) == [manifest.name]
 
 
 def test_given_a_run_that_stopped_after_one_asset_when_publishing_again_then_only_the_rest_is_uploaded(github, files):

@@ -72,6 +72,13 @@ def release_by_tag(repo: str, tag: str, *, github: GitHub | None = None) -> dict
         raise
 
 
+def draft_by_tag(repo: str, tag: str, *, github: GitHub | None = None) -> dict[str, Any] | None:
+    """The draft release of a tag, which only the list of releases shows (to a token with push access)."""
+    _check_repo(repo)
+    releases = _client(github).paginate(f"/repos/{repo}/releases?per_page=100")
+    return next((r for r in releases if r.get("draft") and r.get("tag_name") == tag), None)
+
+
 def assets(repo: str, release: dict[str, Any], *, github: GitHub | None = None) -> list[dict[str, Any]]:
     """Every asset of a release, following pagination (the release object may list only some)."""
     return _client(github).paginate(f"/repos/{repo}/releases/{release['id']}/assets?per_page=100")
@@ -103,8 +110,10 @@ def publish(
 ) -> str:
     """Make the release of the tag (or reuse it) carry the files as assets; return its html_url.
 
-    Re-running is safe: an asset already there with the same name, size and digest is kept; one that differs is an
-    error naming it, as a published file never changes under the same name.
+    A new release is created as a draft and published once every asset is uploaded: nobody sees it half made,
+    and a repository with immutable releases (no assets added after publishing) takes it too. Re-running is safe:
+    a draft left by a stopped run is completed, an asset already there with the same name, size and digest is
+    kept, and one that differs is an error naming it, as a published file never changes under the same name.
     """
     _check_repo(repo)
     client = _client(github)
@@ -121,14 +130,16 @@ def publish(
     if len(set(names)) != len(names):
         raise GitHubError(f"two files are named {next(n for n in names if names.count(n) > 1)}, and assets are by name")
 
-    release = release_by_tag(repo, tag, github=client)
+    release = release_by_tag(repo, tag, github=client) or draft_by_tag(repo, tag, github=client)
     if release is None:
-        payload = {"tag_name": tag, "target_commitish": target_commitish, "name": name, "body": body}
+        payload = {"tag_name": tag, "target_commitish": target_commitish, "name": name, "body": body, "draft": True}
         try:
             release = client.request("POST", f"/repos/{repo}/releases", payload)[0]
         except GitHubError as err:
-            # Another run created it between our look and our create: use theirs.
-            release = release_by_tag(repo, tag, github=client) if err.status == 422 else None
+            if err.status != 422:
+                raise
+            # Another run created it between our look and our create: complete theirs.
+            release = release_by_tag(repo, tag, github=client) or draft_by_tag(repo, tag, github=client)
             if release is None:
                 raise
     existing = {asset["name"]: asset for asset in assets(repo, release, github=client)}
@@ -142,6 +153,9 @@ def publish(
         if reason is not None:
             raise GitHubError(f"the release {tag} of {repo} already has an asset {path.name} that differs: {reason}")
         print(f"kept {path.name}: the release {tag} already has it")
+    if release.get("draft"):
+        release = client.request("PATCH", f"/repos/{repo}/releases/{release['id']}", {"draft": False})[0]
+        print(f"published the release {tag}")
     return str(release["html_url"])
 
 

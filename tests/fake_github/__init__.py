@@ -7,7 +7,9 @@ server instead. It implements only the endpoints the product calls:
 - ``POST  /repos/{owner}/{repo}/issues/{issue_number}/comments``
 - ``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``
 - ``GET   /repos/{owner}/{repo}/pulls/{pull_number}`` (pull requests are added by the test with ``add_pull``)
-- ``POST  /repos/{owner}/{repo}/releases`` and ``GET /repos/{owner}/{repo}/releases/tags/{tag}``
+- ``GET   /repos/{owner}/{repo}/releases`` (paginated, drafts included) and ``POST /repos/{owner}/{repo}/releases``
+- ``GET   /repos/{owner}/{repo}/releases/tags/{tag}`` (published releases only, like GitHub)
+- ``PATCH /repos/{owner}/{repo}/releases/{release_id}`` (``draft: false`` publishes a draft)
 - ``GET   /repos/{owner}/{repo}/releases/{release_id}/assets`` (paginated)
 - ``POST  /repos/{owner}/{repo}/releases/{release_id}/assets?name=...``: the release's ``upload_url``, which points at
   this server as GitHub's points at its uploads host; the body is the asset's raw bytes

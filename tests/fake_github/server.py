@@ -149,6 +149,7 @@ class _Release:
     prerelease: bool
     login: str
     created_at: str
+    published_at: str | None
     assets: list[int] = field(default_factory=list)
 
 
@@ -246,18 +247,25 @@ class FakeGitHub:
     """GitHub's REST API on 127.0.0.1, checked against GitHub's OpenAPI description; use it in a `with` block."""
 
     def __init__(
-        self, token: str | None = None, identities: Mapping[str, str] | None = None, *, stream_assets: bool = False
+        self,
+        token: str | None = None,
+        identities: Mapping[str, str] | None = None,
+        *,
+        stream_assets: bool = False,
+        immutable_releases: bool = False,
     ) -> None:
         """Any Bearer or token credential is accepted unless `token` names the only valid one.
 
         `identities` maps tokens to the login their comments are authored by; any other token posts as
         github-actions[bot], the identity of a workflow's GITHUB_TOKEN. An asset asked for as
         application/octet-stream is answered with a redirect to signed storage, or with its bytes when
-        `stream_assets` is true: GitHub's description says clients must handle both.
+        `stream_assets` is true: GitHub's description says clients must handle both. With `immutable_releases`,
+        as in a repository that turned release immutability on, a published release takes no more assets.
         """
         self.expected_token = token
         self.identities = dict(identities or {})
         self.stream_assets = stream_assets
+        self.immutable_releases = immutable_releases
         self._caller = ACTIONS_BOT
         self._request_headers: dict[str, str] = {}
         self.requests: list[RecordedRequest] = []
@@ -650,6 +658,27 @@ class FakeGitHub:
         reply.headers["location"] = reply.body["url"]
         return reply
 
+    def _list_releases(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """GET /repos/{owner}/{repo}/releases, newest first, drafts too (the token is taken to have push access)."""
+        key = self._repo_key(params)
+        found = [r for r in self._releases.values() if (r.owner.lower(), r.repo.lower()) == key]
+        path = f"/repos/{params['owner']}/{params['repo']}/releases"
+        return self._paginated(path, query, sorted(found, key=lambda r: -r.id), self._render_release)
+
+    def _update_release(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """PATCH /repos/{owner}/{repo}/releases/{release_id}: publishing a draft sets when it was published."""
+        release = self._release_of(params)
+        if release is None:
+            return _error(404, "Not Found", operation.docs_url)
+        for name in ("tag_name", "target_commitish", "name", "body", "prerelease"):
+            if name in body:
+                setattr(release, name, body[name])
+        if body.get("draft") is False and release.draft:
+            release.draft, release.published_at = False, _now()
+        elif body.get("draft") is True:
+            release.draft, release.published_at = True, None
+        return _Reply(200, self._render_release(release))
+
     def _get_release_by_tag(
         self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any
     ) -> _Reply:
@@ -680,8 +709,9 @@ class FakeGitHub:
         if not content_type:
             self._spec_error(f"POST {operation.template}: the upload has no Content-Type header, which GitHub requires")
             return _error(400, "Bad Content-Type header value", operation.docs_url)
-        if any(self._assets[asset_id].name == query["name"] for asset_id in release.assets):
-            # GitHub documents this 422 without a body.
+        taken = any(self._assets[asset_id].name == query["name"] for asset_id in release.assets)
+        if taken or (self.immutable_releases and not release.draft):
+            # GitHub documents this 422 (a name taken; an immutable release refuses too) without a body.
             return _Reply(422)
         data = body if isinstance(body, bytes) else b""
         asset = self._new_asset(release, query["name"], query.get("label"), content_type, data, self._caller)
@@ -736,8 +766,20 @@ class FakeGitHub:
         login: str,
     ) -> _Release:
         """Store a release with the next id."""
+        now = _now()
         release = _Release(
-            self._next_release_id, owner, repo, tag, target_commitish, name, body, draft, prerelease, login, _now()
+            self._next_release_id,
+            owner,
+            repo,
+            tag,
+            target_commitish,
+            name,
+            body,
+            draft,
+            prerelease,
+            login,
+            now,
+            None if draft else now,
         )
         self._next_release_id += 1
         self._releases[release.id] = release
@@ -876,10 +918,10 @@ class FakeGitHub:
             "body": release.body,
             "draft": release.draft,
             "prerelease": release.prerelease,
-            "immutable": False,
+            "immutable": self.immutable_releases and not release.draft,
             "created_at": release.created_at,
-            "published_at": None if release.draft else release.created_at,
-            "updated_at": release.created_at,
+            "published_at": release.published_at,
+            "updated_at": release.published_at or release.created_at,
             "author": self._render_user(release.login),
             "assets": [self._render_asset(self._assets[asset_id]) for asset_id in release.assets],
         }
