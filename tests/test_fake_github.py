@@ -423,12 +423,16 @@ def test_given_no_release_when_creating_uploading_and_listing_then_each_read_see
     assert fake.releases("octo", "other") == []
 
 
-def test_given_a_tag_with_a_release_when_creating_another_then_422_already_exists(fake):
+def test_given_a_tag_with_a_published_release_then_another_is_refused_but_drafts_may_share_it(fake):
     fake.add_release("octo", "models", "v1")
     refused = call(fake, "POST", RELEASES, {"tag_name": "v1"})
     assert refused.status == 422
     assert refused.body["errors"] == [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]
-    assert len(fake.releases("octo", "models")) == 1
+
+    drafts = [call(fake, "POST", RELEASES, {"tag_name": "v1", "draft": True}) for _ in range(2)]
+    assert [draft.status for draft in drafts] == [201, 201]
+    assert call(fake, "PATCH", f"{RELEASES}/{drafts[0].body['id']}", {"draft": False}).status == 422
+    assert [release["draft"] for release in fake.releases("octo", "models")] == [True, True, False]
 
 
 def test_given_a_draft_release_then_getting_its_tag_finds_nothing_as_github_shows_only_published_ones(fake):

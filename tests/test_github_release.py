@@ -43,6 +43,11 @@ def release_of(github: FakeGitHub, tag: str = TAG) -> dict:
     return release
 
 
+def release_of_published(github: FakeGitHub) -> dict:
+    [release] = [release for release in github.releases("octo", "churn") if not release["draft"]]
+    return release
+
+
 def uploads(github: FakeGitHub) -> list[str]:
     """The asset names uploaded so far, in order."""
     return [r.query["name"] for r in github.requests if r.method == "POST" and r.path.endswith("/assets")]
@@ -138,15 +143,16 @@ def test_given_an_asset_of_that_name_with_other_contents_when_publishing_then_it
     assert uploads(github) == []
 
 
-def test_given_another_run_creates_the_release_first_then_publishing_completes_theirs(github, files):
-    # The other run's release appears between this run's look-up (404) and its create (422 already_exists).
+def test_given_the_tag_is_published_by_someone_else_while_ours_is_a_draft_then_the_error_says_so(github, files):
+    # Their release appears after this run's look-ups, while its draft is being filled.
     github.fail("GET", r"/releases/tags/", 404, times=1)
-    github.add_release("octo", "churn", TAG, name="from the other run")
+    github.add_release("octo", "churn", TAG, name="published by hand")
 
-    publish_files(files)
+    with pytest.raises(GitHubError, match=f"the tag {TAG} of {REPO} got a published release while this one was"):
+        publish_files(files)
 
-    assert release_of(github)["name"] == "from the other run"
-    assert [asset["name"] for asset in release_of(github)["assets"]] == [path.name for path in files]
+    drafts = [release for release in github.releases("octo", "churn") if release["draft"]]
+    assert len(drafts) == 1 and release_of_published(github)["name"] == "published by hand"
 
 
 def test_given_a_transient_upload_failure_then_the_upload_is_retried_once_and_succeeds(github, files):

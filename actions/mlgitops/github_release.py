@@ -133,15 +133,7 @@ def publish(
     release = release_by_tag(repo, tag, github=client) or draft_by_tag(repo, tag, github=client)
     if release is None:
         payload = {"tag_name": tag, "target_commitish": target_commitish, "name": name, "body": body, "draft": True}
-        try:
-            release = client.request("POST", f"/repos/{repo}/releases", payload)[0]
-        except GitHubError as err:
-            if err.status != 422:
-                raise
-            # Another run created it between our look and our create: complete theirs.
-            release = release_by_tag(repo, tag, github=client) or draft_by_tag(repo, tag, github=client)
-            if release is None:
-                raise
+        release = client.request("POST", f"/repos/{repo}/releases", payload)[0]
     existing = {asset["name"]: asset for asset in assets(repo, release, github=client)}
     for path in paths:
         asset = existing.get(path.name)
@@ -154,7 +146,17 @@ def publish(
             raise GitHubError(f"the release {tag} of {repo} already has an asset {path.name} that differs: {reason}")
         print(f"kept {path.name}: the release {tag} already has it")
     if release.get("draft"):
-        release = client.request("PATCH", f"/repos/{repo}/releases/{release['id']}", {"draft": False})[0]
+        try:
+            release = client.request("PATCH", f"/repos/{repo}/releases/{release['id']}", {"draft": False})[0]
+        except GitHubError as err:
+            if err.status != 422:
+                raise
+            # The release workflow serializes releases, so this is someone publishing the tag by hand meanwhile.
+            raise GitHubError(
+                f"the tag {tag} of {repo} got a published release while this one was a draft; the draft "
+                f"{release['html_url']} is left to compare and delete",
+                422,
+            ) from None
         print(f"published the release {tag}")
     return str(release["html_url"])
 

@@ -637,12 +637,10 @@ class FakeGitHub:
         return _Reply(200, self._render_pull(pull))
 
     def _create_release(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
-        """POST /repos/{owner}/{repo}/releases; a tag that already has a release is refused, as GitHub does."""
+        """POST /repos/{owner}/{repo}/releases; as on GitHub, drafts may share a tag, a published release may not."""
         owner, repo = params["owner"], params["repo"]
-        if self._release_by_tag(owner, repo, body["tag_name"], drafts=True) is not None:
-            reply = _error(422, "Validation Failed", operation.docs_url)
-            reply.body["errors"] = [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]
-            return reply
+        if not body.get("draft", False) and self._release_by_tag(owner, repo, body["tag_name"], drafts=False):
+            return self._tag_taken(operation)
         release = self._new_release(
             owner,
             repo,
@@ -670,10 +668,15 @@ class FakeGitHub:
         release = self._release_of(params)
         if release is None:
             return _error(404, "Not Found", operation.docs_url)
+        publishing = body.get("draft") is False and release.draft
+        tag = body.get("tag_name", release.tag_name)
+        published = self._release_by_tag(release.owner, release.repo, tag, drafts=False)
+        if (publishing or not release.draft) and published not in (None, release):
+            return self._tag_taken(operation)
         for name in ("tag_name", "target_commitish", "name", "body", "prerelease"):
             if name in body:
                 setattr(release, name, body[name])
-        if body.get("draft") is False and release.draft:
+        if publishing:
             release.draft, release.published_at = False, _now()
         elif body.get("draft") is True:
             release.draft, release.published_at = True, None
@@ -813,6 +816,13 @@ class FakeGitHub:
         if release is None or (release.owner.lower(), release.repo.lower()) != self._repo_key(params):
             return None
         return release
+
+    @staticmethod
+    def _tag_taken(operation: Operation) -> _Reply:
+        """GitHub's answer to publishing a second release of a tag."""
+        reply = _error(422, "Validation Failed", operation.docs_url)
+        reply.body["errors"] = [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]
+        return reply
 
     @staticmethod
     def _too_long(operation: Operation) -> _Reply:
