@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import uuid
 from pathlib import Path
 
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
 from mlgitops import store as store_module
 from mlgitops.store import SUMS, Store, StoreError, open_store
 
 PROJECT = "churn-model"
-KINDS = ["folder", "file-url", "dvc-default-remote", "dvc-named-remote"]
+KINDS = ["folder", "file-url", "dvc-default-remote", "dvc-named-remote", "object-store"]
 
 
 def write_release(folder: Path, version: str, archive_bytes: bytes | None = None) -> dict[str, Path]:
@@ -49,6 +51,11 @@ def open_kind(kind: str, tmp_path: Path) -> Store:
     """An empty store of a kind; DVC remotes are local folders, configured as `dvc remote add` writes them."""
     if kind == "folder":
         return open_store(str(tmp_path / "releases"), PROJECT)
+    if kind == "object-store":
+        # fsspec's in-memory filesystem behaves like a bucket: no real folders, a move is a copy and a delete.
+        # Its contents are shared by every instance, so each test gets a bucket of its own.
+        bucket = f"/bucket-{uuid.uuid4().hex}"
+        return Store(MemoryFileSystem(), f"{bucket}/releases", PROJECT, f"memory:/{bucket}/releases")
     if kind == "file-url":
         return open_store((tmp_path / "releases").as_uri(), PROJECT)
     # `dvc remote add -d shared ../remote`, run in the project, stores the path relative to .dvc/.
@@ -63,9 +70,20 @@ def store(request, tmp_path) -> Store:
     return open_kind(request.param, tmp_path)
 
 
-def stored(store: Store, version: str, name: str) -> Path:
-    """Where a stored file lies on disk (every store kind here is a local folder)."""
-    return Path(store.folder) / version / name
+def read_stored(store: Store, version: str, name: str) -> bytes:
+    """A stored file's bytes, read behind the store's back."""
+    return store.fs.cat_file(f"{store.folder}/{version}/{name}")
+
+
+def write_stored(store: Store, version: str, name: str, data: bytes) -> None:
+    """Write a file into the store behind its back, as bit rot or someone with write access to the bucket would."""
+    store.fs.makedirs(f"{store.folder}/{version}", exist_ok=True)
+    store.fs.pipe_file(f"{store.folder}/{version}/{name}", data)
+
+
+def stored_names(store: Store, version: str) -> list[str]:
+    """The names of the files in a version's folder, whether or not the store counts it as a release."""
+    return sorted(str(path).rsplit("/", 1)[-1] for path in store.fs.find(f"{store.folder}/{version}"))
 
 
 def one_sentence(error: pytest.ExceptionInfo[StoreError]) -> str:
@@ -97,27 +115,31 @@ def test_given_a_dvc_remote_then_releases_live_in_its_releases_folder_beside_dvc
     assert (tmp_path / "remote" / "releases" / PROJECT / "1.0.0" / SUMS).is_file()
 
 
-def test_given_a_stored_release_when_the_same_files_are_stored_again_then_nothing_changes(store, tmp_path):
+def test_given_a_stored_release_when_the_same_files_are_stored_again_then_nothing_is_written(
+    store, tmp_path, monkeypatch
+):
     files = write_release(tmp_path / "build", "1.0.0")
     store.put("1.0.0", files)
-    before = {path.name: path.stat().st_mtime_ns for path in stored(store, "1.0.0", "").iterdir()}
+    writes = []
+    for method in ("put_file", "pipe_file", "mv", "rm"):
+        monkeypatch.setattr(store.fs, method, lambda *args, method=method, **kwargs: writes.append(method))
 
     store.put("1.0.0", files)
 
-    assert {path.name: path.stat().st_mtime_ns for path in stored(store, "1.0.0", "").iterdir()} == before
+    assert writes == []
 
 
 def test_given_a_stored_release_when_other_files_are_stored_under_its_version_then_refused_and_it_stays(
     store, tmp_path
 ):
     store.put("1.0.0", write_release(tmp_path / "first", "1.0.0"))
-    archive = stored(store, "1.0.0", "churn_model-1.0.0.bento").read_bytes()
+    archive = read_stored(store, "1.0.0", "churn_model-1.0.0.bento")
 
     with pytest.raises(StoreError, match=r"already stored .* with other contents .*files never change") as error:
         store.put("1.0.0", write_release(tmp_path / "second", "1.0.0", archive_bytes=b"a retrained model"))
 
     assert "churn_model-1.0.0.bento" in one_sentence(error)
-    assert stored(store, "1.0.0", "churn_model-1.0.0.bento").read_bytes() == archive
+    assert read_stored(store, "1.0.0", "churn_model-1.0.0.bento") == archive
 
 
 @pytest.mark.parametrize("killed_in", ["put_file", "mv"], ids=["while-uploading-files", "while-committing"])
@@ -140,7 +162,7 @@ def test_given_an_upload_killed_midway_then_the_release_is_never_served_and_a_re
         store.put("1.0.0", files)
     monkeypatch.setattr(store.fs, killed_in, real)
 
-    assert stored(store, "1.0.0", "").is_dir()
+    assert stored_names(store, "1.0.0") != []
     assert not store.has("1.0.0")
     assert store.versions() == []
     with pytest.raises(StoreError, match="never stored whole") as error:
@@ -152,12 +174,12 @@ def test_given_an_upload_killed_midway_then_the_release_is_never_served_and_a_re
 
     store.put("1.0.0", files)
     assert store.versions() == ["1.0.0"]
-    assert sorted(path.name for path in stored(store, "1.0.0", "").iterdir()) == sorted([*files, SUMS])
+    assert stored_names(store, "1.0.0") == sorted([*files, SUMS])
 
 
 def test_given_a_corrupted_archive_in_the_store_when_fetched_then_refused_and_nothing_is_written(store, tmp_path):
     store.put("1.0.0", write_release(tmp_path / "build", "1.0.0"))
-    stored(store, "1.0.0", "churn_model-1.0.0.bento").write_bytes(b"bit rot")
+    write_stored(store, "1.0.0", "churn_model-1.0.0.bento", b"bit rot")
     out = tmp_path / "out"
     out.mkdir()
 
@@ -170,14 +192,14 @@ def test_given_a_corrupted_archive_in_the_store_when_fetched_then_refused_and_no
 
 def test_given_an_archive_substituted_with_its_checksum_list_then_the_manifests_digest_refuses_it(store, tmp_path):
     store.put("1.0.0", write_release(tmp_path / "build", "1.0.0"))
-    archive = stored(store, "1.0.0", "churn_model-1.0.0.bento")
-    archive.write_bytes(b"another model")
-    sums = store_module.parse_sums(stored(store, "1.0.0", SUMS).read_text())
-    sums[archive.name] = hashlib.sha256(b"another model").hexdigest()
-    stored(store, "1.0.0", SUMS).write_text(store_module.format_sums(sums))
+    archive = "churn_model-1.0.0.bento"
+    write_stored(store, "1.0.0", archive, b"another model")
+    sums = store_module.parse_sums(read_stored(store, "1.0.0", SUMS).decode())
+    sums[archive] = hashlib.sha256(b"another model").hexdigest()
+    write_stored(store, "1.0.0", SUMS, store_module.format_sums(sums).encode())
 
     with pytest.raises(StoreError, match=r"not the sha256:[0-9a-f]{64} release.json records") as error:
-        store.get("1.0.0", archive.name, tmp_path / "out.bento")
+        store.get("1.0.0", archive, tmp_path / "out.bento")
 
     one_sentence(error)
     assert not (tmp_path / "out.bento").exists()
@@ -211,8 +233,8 @@ def test_given_a_bento_the_manifest_does_not_name_then_it_is_not_served(store, t
 
 def test_given_an_altered_manifest_then_it_is_not_read(store, tmp_path):
     store.put("1.0.0", write_release(tmp_path / "build", "1.0.0"))
-    stored(store, "1.0.0", "release.json").write_text(
-        json.dumps({"archive": "x.bento", "digest": "sha256:" + "0" * 64})
+    write_stored(
+        store, "1.0.0", "release.json", json.dumps({"archive": "x.bento", "digest": "sha256:" + "0" * 64}).encode()
     )
 
     with pytest.raises(StoreError, match="does not match its SHA256SUMS: it was altered"):
@@ -234,8 +256,7 @@ def test_given_an_unknown_version_then_has_is_false_and_reading_it_names_what_th
 def test_given_several_releases_then_versions_are_sorted_and_skip_unfinished_ones(store, tmp_path):
     for version in ["2.0.0", "1.0.0", "1.1.0"]:
         store.put(version, write_release(tmp_path / version, version))
-    stored(store, "3.0.0", "").mkdir()
-    stored(store, "3.0.0", "release.json").write_text("{}")
+    write_stored(store, "3.0.0", "release.json", b"{}")
 
     assert store.versions() == ["1.0.0", "1.1.0", "2.0.0"]
 

@@ -11,7 +11,6 @@ last: a killed upload leaves no such file, so it is never listed or served, and 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import re
@@ -324,8 +323,7 @@ def _dvc_remote(name: str, repo: Path) -> tuple[AbstractFileSystem, str]:
         raise StoreError(f"the DVC remote {remote!r} is at {where}, but {err}") from None
     except (ConfigError, ValueError) as err:
         raise StoreError(f"the DVC remote {remote!r} ({where}) cannot be used: {err}") from None
-    with contextlib.suppress(AttributeError):
-        root = filesystem._strip_protocol(root)
+    # DVC's filesystem classes already give the path without the protocol, as fsspec wants it.
     return filesystem, str(root)
 
 
