@@ -54,7 +54,7 @@ _FAULT_MESSAGES = {
 
 
 class RecordedRequest(NamedTuple):
-    """One request the stand-in received; headers have lowercase names, body is the parsed JSON (or None)."""
+    """One request the stand-in received; headers have lowercase names, body is the parsed JSON, raw bytes or None."""
 
     method: str
     path: str
