@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -13,17 +14,25 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from fake_github import ACTIONS_BOT, MAX_COMMENT_LENGTH, FakeGitHub, openapi, webhook_example
+from fake_github import ACTIONS_BOT, ASSET_STORAGE_PATH, MAX_COMMENT_LENGTH, FakeGitHub, openapi, webhook_example
 
 HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
 BASE_SHA = "fedcba9876543210fedcba9876543210fedcba98"
 COMMENTS = "/repos/octo/models/issues/7/comments"
+RELEASES = "/repos/octo/models/releases"
 
 
 class Response(NamedTuple):
     status: int
     headers: Message
     body: Any
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hands a redirect back as the response, so a test can look at it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def call(
@@ -34,26 +43,30 @@ def call(
     *,
     authorization: str | None = "Bearer ghs_test",
     raw: bytes | None = None,
+    content_type: str = "application/json",
+    accept: str = "application/vnd.github+json",
 ) -> Response:
-    """One request with urllib, as the product's client would send it; HTTP errors are returned, not raised."""
+    """One request with urllib, as the product's client would send it; HTTP errors and redirects are returned."""
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    headers = {"Accept": accept, "X-GitHub-Api-Version": "2022-11-28"}
     if data is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
     if authorization is not None:
         headers["Authorization"] = authorization
     url = path if path.startswith("http") else fake.url + path
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return Response(response.status, response.headers, _json(response.read()))
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
+            return Response(response.status, response.headers, _json(response.read(), response.headers))
     except urllib.error.HTTPError as error:
         with error:
-            return Response(error.code, error.headers, _json(error.read()))
+            return Response(error.code, error.headers, _json(error.read(), error.headers))
 
 
-def _json(payload: bytes) -> Any:
-    """A response body: JSON when it is JSON, text otherwise."""
+def _json(payload: bytes, headers: Message) -> Any:
+    """A response body: JSON when it is JSON, bytes when it is a file, text otherwise."""
+    if headers.get_content_type() == "application/octet-stream":
+        return payload
     try:
         return json.loads(payload) if payload else None
     except ValueError:
@@ -377,3 +390,160 @@ def test_given_tokens_of_two_identities_then_each_comment_is_authored_by_its_tok
         by_default = call(server, "POST", COMMENTS, {"body": "from GITHUB_TOKEN"}, authorization="Bearer ghs_other")
     assert by_app.body["user"]["login"] == "model-bot[bot]"
     assert by_default.body["user"]["login"] == ACTIONS_BOT
+
+
+def upload(fake: FakeGitHub, release: dict[str, Any], name: str, data: bytes) -> Response:
+    """Upload an asset where the release's upload_url template says, as a client that expands it would."""
+    url = release["upload_url"].replace("{?name,label}", f"?name={name}")
+    return call(fake, "POST", url, raw=data, content_type="application/octet-stream")
+
+
+def test_given_no_release_when_creating_uploading_and_listing_then_each_read_sees_the_last_write(fake):
+    created = call(fake, "POST", RELEASES, {"tag_name": "v1", "target_commitish": HEAD_SHA, "name": "One", "body": "x"})
+    assert created.status == 201
+    assert created.headers["location"] == created.body["url"]
+    assert created.body["upload_url"] == f"{fake.url}{RELEASES}/{created.body['id']}/assets{{?name,label}}"
+    assert created.body["author"]["login"] == ACTIONS_BOT
+    assert created.body["html_url"] == "https://github.com/octo/models/releases/tag/v1"
+
+    asset = upload(fake, created.body, "model.bento", b"\x00bento\xff")
+    assert asset.status == 201
+    assert (asset.body["name"], asset.body["size"], asset.body["state"]) == ("model.bento", 7, "uploaded")
+    assert asset.body["digest"] == "sha256:" + hashlib.sha256(b"\x00bento\xff").hexdigest()
+    assert asset.body["content_type"] == "application/octet-stream"
+    assert fake.requests[-1].body == b"\x00bento\xff"
+
+    by_tag = call(fake, "GET", f"{RELEASES}/tags/v1")
+    assert by_tag.status == 200
+    assert (by_tag.body["id"], by_tag.body["target_commitish"]) == (created.body["id"], HEAD_SHA)
+    assert [a["name"] for a in by_tag.body["assets"]] == ["model.bento"]
+    assert [a["id"] for a in call(fake, "GET", f"{RELEASES}/{created.body['id']}/assets").body] == [asset.body["id"]]
+    assert fake.releases("octo", "models")[0]["assets"][0]["id"] == asset.body["id"]
+    assert fake.asset_bytes("octo", "models", "v1", "model.bento") == b"\x00bento\xff"
+    assert fake.releases("octo", "other") == []
+
+
+def test_given_a_tag_with_a_published_release_then_another_is_refused_but_drafts_may_share_it(fake):
+    fake.add_release("octo", "models", "v1")
+    refused = call(fake, "POST", RELEASES, {"tag_name": "v1"})
+    assert refused.status == 422
+    assert refused.body["errors"] == [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]
+
+    drafts = [call(fake, "POST", RELEASES, {"tag_name": "v1", "draft": True}) for _ in range(2)]
+    assert [draft.status for draft in drafts] == [201, 201]
+    assert call(fake, "PATCH", f"{RELEASES}/{drafts[0].body['id']}", {"draft": False}).status == 422
+    assert [release["draft"] for release in fake.releases("octo", "models")] == [True, True, False]
+
+
+def test_given_a_draft_release_then_getting_its_tag_finds_nothing_as_github_shows_only_published_ones(fake):
+    fake.add_release("octo", "models", "v1", draft=True)
+    assert call(fake, "GET", f"{RELEASES}/tags/v1").status == 404
+    [draft] = fake.releases("octo", "models")
+    assert (draft["draft"], draft["published_at"], draft["tarball_url"]) == (True, None, None)
+
+
+def test_given_a_draft_when_listing_and_publishing_it_then_it_is_listed_first_and_found_by_tag_once_published(fake):
+    fake.add_release("octo", "models", "v1")
+    draft = call(fake, "POST", RELEASES, {"tag_name": "v2", "draft": True}).body
+    assert [r["tag_name"] for r in call(fake, "GET", f"{RELEASES}?per_page=100").body] == ["v2", "v1"]
+
+    published = call(fake, "PATCH", f"{RELEASES}/{draft['id']}", {"draft": False})
+
+    assert (published.status, published.body["draft"]) == (200, False)
+    assert published.body["published_at"] is not None
+    assert published.body["html_url"] == "https://github.com/octo/models/releases/tag/v2"
+    assert call(fake, "GET", f"{RELEASES}/tags/v2").body["id"] == draft["id"]
+    assert call(fake, "PATCH", f"{RELEASES}/999", {"draft": False}).status == 404
+
+
+def test_given_immutable_releases_then_a_draft_takes_assets_and_a_published_release_refuses_them():
+    with FakeGitHub(immutable_releases=True) as server:
+        draft = call(server, "POST", RELEASES, {"tag_name": "v1", "draft": True}).body
+        assert upload(server, draft, "model.bento", b"one").status == 201
+        published = call(server, "PATCH", f"{RELEASES}/{draft['id']}", {"draft": False}).body
+        assert published["immutable"] is True
+        assert upload(server, published, "notes.md", b"late").status == 422
+    assert [a["name"] for a in server.releases("octo", "models")[0]["assets"]] == ["model.bento"]
+
+
+def test_given_an_asset_name_already_taken_when_uploading_again_then_422_as_documented_without_a_body(fake):
+    release = call(fake, "POST", RELEASES, {"tag_name": "v1"}).body
+    assert upload(fake, release, "model.bento", b"one").status == 201
+    again = upload(fake, release, "model.bento", b"two")
+    assert (again.status, again.body) == (422, None)
+    assert fake.asset_bytes("octo", "models", "v1", "model.bento") == b"one"
+
+
+def test_given_no_such_release_or_asset_then_404(fake):
+    assert call(fake, "GET", f"{RELEASES}/tags/v9").status == 404
+    missing = {"upload_url": f"{fake.url}{RELEASES}/999/assets{{?name,label}}"}
+    assert upload(fake, missing, "model.bento", b"x").status == 404
+    assert call(fake, "GET", f"{RELEASES}/assets/999").status == 404
+    assert call(fake, "GET", f"{RELEASES}/999/assets").body == []
+
+
+def test_given_many_assets_when_listing_by_two_then_link_headers_page_through_them(fake):
+    fake.add_release("octo", "models", "v1", assets={f"file-{n}.json": b"{}" for n in range(5)})
+    release_id = fake.releases("octo", "models")[0]["id"]
+    first = call(fake, "GET", f"{RELEASES}/{release_id}/assets?per_page=2")
+    assert [a["name"] for a in first.body] == ["file-0.json", "file-1.json"]
+    assert "page=3" in links(first)["last"]
+    last = call(fake, "GET", links(first)["last"])
+    assert [a["name"] for a in last.body] == ["file-4.json"]
+    assert set(links(last)) == {"prev", "first"}
+
+
+def test_given_an_asset_asked_for_as_octet_stream_then_302_to_signed_storage_that_refuses_a_second_credential(fake):
+    fake.add_release("octo", "models", "v1", assets={"model.bento": b"\x00weights"})
+    asset = fake.releases("octo", "models")[0]["assets"][0]
+
+    found = call(fake, "GET", asset["url"], accept="application/octet-stream")
+    assert (found.status, found.body) == (302, None)
+    location = found.headers["location"]
+    assert location.startswith(f"{fake.url}{ASSET_STORAGE_PATH}{asset['id']}?sig=")
+
+    assert call(fake, "GET", location, authorization=None).body == b"\x00weights"
+    with_token = call(fake, "GET", location)
+    assert with_token.status == 400 and "Only one auth mechanism allowed" in with_token.body
+    assert call(fake, "GET", location.split("?")[0], authorization=None).status == 403
+    assert fake.releases("octo", "models")[0]["assets"][0]["download_count"] == 1
+
+
+def test_given_stream_assets_then_the_api_answers_an_octet_stream_request_with_the_bytes():
+    with FakeGitHub(stream_assets=True) as server:
+        server.add_release("octo", "models", "v1", assets={"model.bento": b"\x00weights"})
+        asset = server.releases("octo", "models")[0]["assets"][0]
+        streamed = call(server, "GET", asset["url"], accept="application/octet-stream")
+        as_json = call(server, "GET", asset["url"])
+    assert (streamed.status, streamed.body) == (200, b"\x00weights")
+    assert as_json.body["size"] == 8 and as_json.body["browser_download_url"].endswith("/download/v1/model.bento")
+
+
+def test_given_a_release_response_missing_a_required_field_then_the_block_fails(monkeypatch):
+    render = FakeGitHub._render_release
+
+    def without_upload_url(self: FakeGitHub, release: Any) -> dict[str, Any]:
+        rendered = render(self, release)
+        del rendered["upload_url"]
+        return rendered
+
+    monkeypatch.setattr(FakeGitHub, "_render_release", without_upload_url)
+    expected = r"repos/create-release: response body: 'upload_url' is a required property"
+    with pytest.raises(AssertionError, match=expected), FakeGitHub() as server:
+        assert call(server, "POST", RELEASES, {"tag_name": "v1"}).status == 201
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "problem"),
+    [
+        (RELEASES, {"tag_name": 1}, "1 is not of type 'string'"),
+        (RELEASES, {"name": "no tag"}, "'tag_name' is a required property"),
+        (f"{RELEASES}/1/assets", b"bytes", "the required query parameter 'name' is missing"),
+    ],
+)
+def test_given_a_release_request_github_would_not_accept_then_the_block_fails(path, body, problem):
+    with pytest.raises(AssertionError, match=re.escape(problem)), FakeGitHub() as server:
+        if isinstance(body, bytes):
+            call(server, "POST", path, raw=body, content_type="application/octet-stream")
+        else:
+            call(server, "POST", path, body)

@@ -11,7 +11,7 @@ import yaml
 
 from fake_github import ACTIONS_BOT, FakeGitHub
 from helpers import ROOT
-from mlgitops import post_report
+from mlgitops import github_api, post_report
 
 SHA = "a" * 40
 REPO = "octo/model"
@@ -114,7 +114,7 @@ def test_cml_posted_comment_is_updated_by_this_poster(github, report_dir):
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
 def test_transient_failures_are_retried(github, report_dir, status, monkeypatch):
     waits = []
-    monkeypatch.setattr(post_report.time, "sleep", waits.append)
+    monkeypatch.setattr(github_api.time, "sleep", waits.append)
     github.fail("POST", r"/issues/7/comments$", status, times=1)
     assert post(report_dir) == 0
     assert len(github.comments("octo", "model", 7)) == 1
@@ -131,14 +131,14 @@ def test_forbidden_is_a_clear_warning_and_not_a_failure(github, report_dir, caps
 
 
 def test_exhausted_rate_limit_is_named_in_the_warning(github, report_dir, capsys, monkeypatch):
-    monkeypatch.setattr(post_report.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(github_api.time, "sleep", lambda _s: None)
     github.fail("GET", r"/issues/7/comments", 403, times=10)
     assert post(report_dir) == 0
     assert "GitHub rate limit reached (403)" in capsys.readouterr().out
 
 
 def test_persistent_server_errors_give_up_with_a_warning(github, report_dir, capsys, monkeypatch):
-    monkeypatch.setattr(post_report.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(github_api.time, "sleep", lambda _s: None)
     github.fail("GET", r"/pulls/7$", 502, times=10)
     assert post(report_dir) == 0
     assert "GitHub answered 502" in capsys.readouterr().out
@@ -183,7 +183,7 @@ def test_oversized_report_is_cut_to_fit_and_keeps_its_watermark():
 
 
 def test_secondary_rate_limit_is_retried(github, report_dir, monkeypatch):
-    monkeypatch.setattr(post_report.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(github_api.time, "sleep", lambda _s: None)
     github.fail(
         "POST", r"/issues/7/comments$", 403, times=1, headers={"x-ratelimit-remaining": "4000", "retry-after": "1"}
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -11,19 +10,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import gha
+from . import gha, github_api
+from .github_api import GitHubError
 
 WATERMARK_IMAGE = "https://cml.dev/watermark.png"
 # GitHub's comment limit is 65,536 characters; leave room for the watermark and the truncation note.
 MAX_BODY = 65_000
-NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 # The one place the default poster is named; action.yml's default must agree (tests/test_post_report.py checks).
 POSTERS = ("cml", "builtin")
 DEFAULT_POSTER = "cml"
@@ -38,10 +34,6 @@ FORGED_WATERMARK = re.compile(
 # What GitHub says when cml fails: the last line of its log, cut to fit one annotation.
 MAX_REASON = 300
 CML_TIMEOUT = 300
-
-
-class GitHubError(RuntimeError):
-    """A GitHub API call that failed; the message is one line for the log."""
 
 
 def watermark_title(label: str) -> str:
@@ -81,69 +73,15 @@ def with_watermark(report: str, label: str, sha: str) -> str:
     return f"{comment_text(report)}\n\n{watermark(label, sha)}"
 
 
-class GitHub:
+class GitHub(github_api.GitHub):
     """The few REST calls the poster needs, with retries on rate limits and server errors."""
 
     def __init__(self, api_url: str, token: str, retries: int = 3, backoff: float = 2.0) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.token = token
-        self.retries = retries
-        self.backoff = backoff
-
-    def request(self, method: str, url: str, payload: Any = None) -> tuple[Any, dict[str, str]]:
-        """Send one request; retry 429/5xx and secondary rate limits; raise GitHubError with a clear reason."""
-        data = None if payload is None else json.dumps(payload).encode()
-        for attempt in range(self.retries + 1):
-            request = urllib.request.Request(
-                url if url.startswith("http") else self.api_url + url, data=data, method=method
-            )
-            request.add_header("Authorization", f"Bearer {self.token}")
-            request.add_header("Accept", "application/vnd.github+json")
-            request.add_header("X-GitHub-Api-Version", "2022-11-28")
-            request.add_header("User-Agent", "mlgitops-comment")
-            if data is not None:
-                request.add_header("Content-Type", "application/json")
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    body = response.read()
-                    return (json.loads(body) if body else None), _lower(response.headers)
-            except urllib.error.HTTPError as err:
-                headers = _lower(err.headers)
-                message = _message(err.read())
-                # Primary limits say remaining 0; secondary limits answer 403 with retry-after.
-                limited = err.code == 429 or (
-                    err.code == 403 and (headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers)
-                )
-                if (limited or err.code >= 500) and attempt < self.retries:
-                    time.sleep(_retry_after(headers, self.backoff * 2**attempt))
-                    continue
-                if limited:
-                    raise GitHubError(f"GitHub rate limit reached ({err.code}) on {method} {url}: {message}") from None
-                if err.code in (401, 403):
-                    raise GitHubError(
-                        f"GitHub refused {method} {url} ({err.code}: {message}); the token needs "
-                        "pull-requests: write (fork pull requests never get it)"
-                    ) from None
-                raise GitHubError(f"GitHub answered {err.code} to {method} {url}: {message}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException, json.JSONDecodeError) as err:
-                if attempt < self.retries:
-                    time.sleep(self.backoff * 2**attempt)
-                    continue
-                reason = getattr(err, "reason", err)
-                raise GitHubError(f"GitHub could not be reached at {self.api_url}: {reason}") from None
-        raise GitHubError(f"{method} {url} failed after {self.retries + 1} attempts")
+        super().__init__(api_url, token, retries, backoff, agent="mlgitops-comment")
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         """Every comment of an issue or pull request, following pagination."""
-        url: str | None = f"/repos/{repo}/issues/{number}/comments?per_page=100"
-        found: list[dict[str, Any]] = []
-        while url:
-            page, headers = self.request("GET", url)
-            found += page or []
-            link = headers.get("link", "")
-            match = NEXT_LINK.search(link)
-            url = match.group(1) if match else None
-        return found
+        return self.paginate(f"/repos/{repo}/issues/{number}/comments?per_page=100")
 
     def pull(self, repo: str, number: int) -> dict[str, Any]:
         """One pull request."""
@@ -165,26 +103,6 @@ class GitHub:
             return "updated", comment
         comment, _ = self.request("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
         return "created", comment
-
-
-def _message(raw: bytes) -> str:
-    try:
-        return str(json.loads(raw).get("message", "")) or raw.decode(errors="replace")[:200]
-    except (json.JSONDecodeError, AttributeError):
-        return raw.decode(errors="replace")[:200]
-
-
-def _lower(headers: Any) -> dict[str, str]:
-    return {key.lower(): value for key, value in dict(headers).items()}
-
-
-def _retry_after(headers: dict[str, str], fallback: float) -> float:
-    lower = headers
-    if lower.get("retry-after", "").isdigit():
-        return min(float(lower["retry-after"]), 60.0)
-    if lower.get("x-ratelimit-remaining") == "0" and lower.get("x-ratelimit-reset", "").isdigit():
-        return min(max(float(lower["x-ratelimit-reset"]) - time.time(), 0.0), 60.0)
-    return fallback
 
 
 def target_from(path: Path) -> tuple[str, str]:

@@ -7,11 +7,21 @@ server instead. It implements only the endpoints the product calls:
 - ``POST  /repos/{owner}/{repo}/issues/{issue_number}/comments``
 - ``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``
 - ``GET   /repos/{owner}/{repo}/pulls/{pull_number}`` (pull requests are added by the test with ``add_pull``)
+- ``GET   /repos/{owner}/{repo}/releases`` (paginated, drafts included) and ``POST /repos/{owner}/{repo}/releases``
+- ``GET   /repos/{owner}/{repo}/releases/tags/{tag}`` (published releases only, like GitHub)
+- ``PATCH /repos/{owner}/{repo}/releases/{release_id}`` (``draft: false`` publishes a draft)
+- ``GET   /repos/{owner}/{repo}/releases/{release_id}/assets`` (paginated)
+- ``POST  /repos/{owner}/{repo}/releases/{release_id}/assets?name=...``: the release's ``upload_url``, which points at
+  this server as GitHub's points at its uploads host; the body is the asset's raw bytes
+- ``GET   /repos/{owner}/{repo}/releases/assets/{asset_id}``: JSON, or with ``Accept: application/octet-stream`` a
+  302 to a signed storage URL on this server (``/release-assets/...``, which refuses a request that also carries an
+  ``Authorization`` header, like the object store GitHub redirects to), or the bytes themselves with
+  ``stream_assets=True``: GitHub's description says a client must handle both
 
-A comment is authored by the identity of the token that posted it: ``github-actions[bot]``, as for a workflow's
-``GITHUB_TOKEN``, unless ``identities`` maps the token to another login. Every other endpoint answers 404 and counts
-as a failure. A test can also make the next requests fail the ways
-GitHub fails (primary and secondary rate limits, 5xx) with ``FakeGitHub.fail``.
+A comment, release or asset is authored by the identity of the token that made it: ``github-actions[bot]``, as for
+a workflow's ``GITHUB_TOKEN``, unless ``identities`` maps the token to another login. Every other endpoint answers
+404 and counts as a failure. A test can also make the next requests fail the ways GitHub fails (primary and
+secondary rate limits, 5xx) with ``FakeGitHub.fail``.
 
 Every request and every response is checked against GitHub's official OpenAPI description: the ``api.github.com``
 description in the npm package ``@octokit/openapi``, pinned in ``tests/package.json`` and installed with
@@ -34,6 +44,7 @@ from .server import (
     ACTIONS_BOT,
     ACTIONS_BOT_ID,
     API_VERSION,
+    ASSET_STORAGE_PATH,
     MAX_COMMENT_LENGTH,
     RATE_LIMIT,
     RATE_LIMIT_DOCS_URL,
@@ -46,6 +57,7 @@ __all__ = [
     "ACTIONS_BOT",
     "ACTIONS_BOT_ID",
     "API_VERSION",
+    "ASSET_STORAGE_PATH",
     "DOCS_URL",
     "MAX_COMMENT_LENGTH",
     "NPM_HINT",

@@ -28,7 +28,15 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): "_create_comment",
     ("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}"): "_update_comment",
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"): "_get_pull",
+    ("GET", "/repos/{owner}/{repo}/releases"): "_list_releases",
+    ("POST", "/repos/{owner}/{repo}/releases"): "_create_release",
+    ("PATCH", "/repos/{owner}/{repo}/releases/{release_id}"): "_update_release",
+    ("GET", "/repos/{owner}/{repo}/releases/tags/{tag}"): "_get_release_by_tag",
+    ("GET", "/repos/{owner}/{repo}/releases/{release_id}/assets"): "_list_release_assets",
+    ("POST", "/repos/{owner}/{repo}/releases/{release_id}/assets"): "_upload_release_asset",
+    ("GET", "/repos/{owner}/{repo}/releases/assets/{asset_id}"): "_get_release_asset",
 }
+JSON = "application/json"
 
 # An identifier for the registry of the description's schemas; never fetched.
 _SCHEMA_BASE = "https://api.github.com/openapi/api.github.com.json"
@@ -46,6 +54,7 @@ class Operation:
     docs_url: str
     parameters: tuple[dict[str, Any], ...]
     request: Draft4Validator | None
+    request_media: str | None
     request_required: bool
     responses: dict[int, Draft4Validator | None]
     basic_error: Draft4Validator
@@ -143,11 +152,16 @@ def _validator(schema: Any, registry: Registry) -> Draft4Validator:
     return Draft4Validator(_json_schema(schema), registry=registry, format_checker=_FORMATS)
 
 
+def _media_type(spec: dict[str, Any], message: dict[str, Any]) -> str | None:
+    """The media type of a request body or response: application/json when offered, else the first one."""
+    content = _deref(spec, message).get("content", {})
+    return JSON if JSON in content else next(iter(content), None)
+
+
 def _json_body_schema(spec: dict[str, Any], message: dict[str, Any]) -> Any:
     """The application/json schema of a request body or response, or None when it has no JSON content."""
-    content = _deref(spec, message).get("content", {})
-    media = content.get("application/json") or next(iter(content.values()), None)
-    return None if media is None else media.get("schema", {})
+    media = _media_type(spec, message)
+    return None if media is None else _deref(spec, message)["content"][media].get("schema", {})
 
 
 def _operation(spec: dict[str, Any], method: str, template: str, registry: Registry) -> Operation:
@@ -168,6 +182,7 @@ def _operation(spec: dict[str, Any], method: str, template: str, registry: Regis
         docs_url=raw.get("externalDocs", {}).get("url", DOCS_URL),
         parameters=tuple(_deref(spec, parameter) for parameter in raw.get("parameters", [])),
         request=None if body_schema is None else _validator(body_schema, registry),
+        request_media=None if body is None else _media_type(spec, body),
         request_required=bool(body and body.get("required")),
         responses=responses,
         basic_error=_validator({"$ref": f"#/components/schemas/{_BASIC_ERROR}"}, registry),
@@ -273,18 +288,25 @@ def body_problems(operation: Operation, body: Any, has_body: bool) -> list[str]:
         return ["a request body was sent but the operation takes none"] if has_body else []
     if not has_body:
         return ["the required JSON request body is missing"] if operation.request_required else []
+    if operation.request_media != JSON:
+        # Raw bytes (an uploaded asset): the description's schema says only "binary", which any bytes are.
+        return [] if isinstance(body, bytes) else [f"the {operation.request_media} request body is not raw bytes"]
     return [f"request body: {problem}" for problem in _schema_problems(operation.request, body)]
 
 
 def response_problems(operation: Operation, status: int, body: Any) -> list[str]:
-    """How a response disagrees with the description (raw-text error pages are GitHub's too, so they pass)."""
+    """How a response disagrees with the description.
+
+    Raw-text error pages are GitHub's too, so they pass; so do raw bytes, which GitHub streams instead of the
+    documented JSON when a client asks for an asset as application/octet-stream.
+    """
     if status not in operation.responses:
         if status < 400:
             return [f"status {status} is not documented"]
         validator: Draft4Validator | None = operation.basic_error
     else:
         validator = operation.responses[status]
-    if isinstance(body, str):
+    if isinstance(body, str | bytes):
         return []
     if validator is None:
         return [] if body is None else [f"status {status} has no documented body but one was sent"]

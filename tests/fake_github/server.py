@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+import secrets
 import threading
 import time
 import traceback
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .openapi import (
     DOCS_URL,
+    JSON,
     OPERATIONS,
     Operation,
     body_problems,
@@ -52,7 +54,7 @@ _FAULT_MESSAGES = {
 
 
 class RecordedRequest(NamedTuple):
-    """One request the stand-in received; headers have lowercase names, body is the parsed JSON (or None)."""
+    """One request the stand-in received; headers have lowercase names, body is the parsed JSON, raw bytes or None."""
 
     method: str
     path: str
@@ -112,6 +114,47 @@ class _Pull:
     draft: bool
     login: str
     created_at: str
+
+
+@dataclass
+class _Asset:
+    """A release asset as stored: its bytes, and where the redirect for downloading it points."""
+
+    id: int
+    release_id: int
+    name: str
+    label: str | None
+    content_type: str
+    data: bytes
+    size: int
+    digest: str
+    login: str
+    created_at: str
+    secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    download_count: int = 0
+
+
+@dataclass
+class _Release:
+    """A release as stored; its assets are kept by id in FakeGitHub."""
+
+    id: int
+    owner: str
+    repo: str
+    tag_name: str
+    target_commitish: str
+    name: str | None
+    body: str | None
+    draft: bool
+    prerelease: bool
+    login: str
+    created_at: str
+    published_at: str | None
+    assets: list[int] = field(default_factory=list)
+
+
+# Where a download redirect points: the stand-in for GitHub's signed storage host, served by the same server.
+ASSET_STORAGE_PATH = "/release-assets/"
 
 
 def _now() -> str:
@@ -203,15 +246,28 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeGitHub:
     """GitHub's REST API on 127.0.0.1, checked against GitHub's OpenAPI description; use it in a `with` block."""
 
-    def __init__(self, token: str | None = None, identities: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        identities: Mapping[str, str] | None = None,
+        *,
+        stream_assets: bool = False,
+        immutable_releases: bool = False,
+    ) -> None:
         """Any Bearer or token credential is accepted unless `token` names the only valid one.
 
         `identities` maps tokens to the login their comments are authored by; any other token posts as
-        github-actions[bot], the identity of a workflow's GITHUB_TOKEN.
+        github-actions[bot], the identity of a workflow's GITHUB_TOKEN. An asset asked for as
+        application/octet-stream is answered with a redirect to signed storage, or with its bytes when
+        `stream_assets` is true: GitHub's description says clients must handle both. With `immutable_releases`,
+        as in a repository that turned release immutability on, a published release takes no more assets.
         """
         self.expected_token = token
         self.identities = dict(identities or {})
+        self.stream_assets = stream_assets
+        self.immutable_releases = immutable_releases
         self._caller = ACTIONS_BOT
+        self._request_headers: dict[str, str] = {}
         self.requests: list[RecordedRequest] = []
         self.tokens: list[str] = []
         self.spec_errors: list[str] = []
@@ -219,6 +275,10 @@ class FakeGitHub:
         self._faults: list[_Fault] = []
         self._comments: dict[int, _Comment] = {}
         self._pulls: dict[tuple[str, str, int], _Pull] = {}
+        self._releases: dict[int, _Release] = {}
+        self._assets: dict[int, _Asset] = {}
+        self._next_release_id = 200_000_001
+        self._next_asset_id = 300_000_001
         self._ids: dict[str, int] = {}
         self._next_comment_id = 1_000_000_001
         self._used = 0
@@ -344,6 +404,53 @@ class FakeGitHub:
         with self._lock:
             return [self._render_comment(comment) for comment in self._issue_comments(owner, repo, issue_number)]
 
+    def add_release(
+        self,
+        owner: str,
+        repo: str,
+        tag: str,
+        *,
+        assets: Mapping[str, bytes] | None = None,
+        name: str | None = None,
+        body: str | None = None,
+        target_commitish: str = "main",
+        draft: bool = False,
+        user: str = ACTIONS_BOT,
+    ) -> int:
+        """Make a release exist with the given assets (name -> bytes), as if `user` had published it; returns its id."""
+        with self._lock:
+            release = self._new_release(owner, repo, tag, target_commitish, name, body, draft, False, user)
+            for asset_name, data in (assets or {}).items():
+                self._new_asset(release, asset_name, None, "application/octet-stream", data, user)
+        return release.id
+
+    def releases(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        """A repository's releases, drafts too, as GitHub would return them, newest first."""
+        with self._lock:
+            found = [
+                r for r in self._releases.values() if (r.owner.lower(), r.repo.lower()) == (owner.lower(), repo.lower())
+            ]
+            return [self._render_release(release) for release in sorted(found, key=lambda r: -r.id)]
+
+    def asset_bytes(self, owner: str, repo: str, tag: str, name: str) -> bytes:
+        """The stored bytes of a release's asset; KeyError when there is no such asset."""
+        with self._lock:
+            release = self._release_by_tag(owner, repo, tag, drafts=True)
+            for asset_id in release.assets if release else []:
+                if self._assets[asset_id].name == name:
+                    return self._assets[asset_id].data
+        raise KeyError(f"{owner}/{repo} has no release {tag} with an asset {name}")
+
+    def replace_asset_bytes(self, owner: str, repo: str, tag: str, name: str, data: bytes) -> None:
+        """Swap a stored asset's bytes behind GitHub's back, keeping its recorded size and digest: a corrupted asset."""
+        self.asset_bytes(owner, repo, tag, name)
+        with self._lock:
+            release = self._release_by_tag(owner, repo, tag, drafts=True)
+            assert release is not None
+            for asset_id in release.assets:
+                if self._assets[asset_id].name == name:
+                    self._assets[asset_id].data = data
+
     # -- request handling --------------------------------------------------------------------------------------
 
     def _handle(
@@ -352,11 +459,18 @@ class FakeGitHub:
         """Answer one request and check both directions against the description; never raises."""
         parts = urlsplit(target)
         path, query = unquote(parts.path), dict(parse_qsl(parts.query, keep_blank_values=True))
-        body, has_body, is_json = _parse_json(raw)
         with self._lock:
+            route = self._route(method, path)
+            if route is not None and route[0].request_media not in (None, JSON):
+                body, has_body, is_json = raw, bool(raw), True
+            else:
+                body, has_body, is_json = _parse_json(raw)
             self.requests.append(RecordedRequest(method, path, query, headers, body))
+            if path.startswith(ASSET_STORAGE_PATH):
+                reply = self._storage(method, path, query, headers)
+                return reply.status, self._headers(reply), self._payload(reply)
             try:
-                operation, reply = self._answer(method, path, query, headers, (body, has_body, is_json))
+                operation, reply = self._answer(method, path, query, headers, route, (body, has_body, is_json))
                 if operation is not None:
                     for problem in response_problems(operation, reply.status, reply.body):
                         self._spec_error(f"{method} {path} -> {reply.status}: {operation.operation_id}: {problem}")
@@ -366,10 +480,15 @@ class FakeGitHub:
             return reply.status, self._headers(reply), self._payload(reply)
 
     def _answer(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], request: tuple[Any, bool, bool]
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        route: tuple[Operation, dict[str, str]] | None,
+        request: tuple[Any, bool, bool],
     ) -> tuple[Operation | None, _Reply]:
         """The operation the request is for (None if not implemented) and the reply."""
-        route = self._route(method, path)
         if route is None:
             self._spec_error(
                 f"endpoint not implemented by the stand-in: {method} {path} ({documented_as(method, path)})"
@@ -389,6 +508,7 @@ class FakeGitHub:
             return operation, _error(401, "Bad credentials")
         self._used += 1
         self._caller = self.identities.get(token, ACTIONS_BOT)
+        self._request_headers = headers
         fault = self._take_fault(method, path)
         if fault is not None:
             return operation, copy.deepcopy(fault)
@@ -426,10 +546,14 @@ class FakeGitHub:
 
     def _headers(self, reply: _Reply) -> dict[str, str]:
         """The headers GitHub sends on every response, then the reply's own."""
+        if isinstance(reply.body, bytes):
+            content_type = "application/octet-stream"
+        elif isinstance(reply.body, str):
+            content_type = "text/html; charset=utf-8"
+        else:
+            content_type = "application/json; charset=utf-8"
         headers = {
-            "content-type": "text/html; charset=utf-8"
-            if isinstance(reply.body, str)
-            else "application/json; charset=utf-8",
+            "content-type": content_type,
             "x-github-api-version-selected": API_VERSION,
             "x-github-media-type": "github.v3; format=json",
             "x-github-request-id": f"FAKE:{len(self.requests):08X}",
@@ -446,6 +570,8 @@ class FakeGitHub:
         """The reply's body as bytes."""
         if reply.body is None:
             return b""
+        if isinstance(reply.body, bytes):
+            return reply.body
         return (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode()
 
     # -- endpoints ---------------------------------------------------------------------------------------------
@@ -456,19 +582,22 @@ class FakeGitHub:
         if "since" in query:
             since = datetime.fromisoformat(query["since"])
             comments = [comment for comment in comments if datetime.fromisoformat(comment.updated_at) >= since]
+        path = f"/repos/{params['owner']}/{params['repo']}/issues/{params['issue_number']}/comments"
+        return self._paginated(path, query, comments, self._render_comment)
+
+    def _paginated(self, path: str, query: dict[str, str], items: list[Any], render: Any) -> _Reply:
+        """One page of a listing (per_page defaults to 30, at most 100), with GitHub's Link header."""
         per_page = min(int(query.get("per_page") or 30), 100)
         per_page = per_page if per_page > 0 else 30
         page = max(int(query.get("page") or 1), 1)
-        shown = comments[(page - 1) * per_page : page * per_page]
-        reply = _Reply(200, [self._render_comment(comment) for comment in shown])
-        link = self._link_header(params, query, page, math.ceil(len(comments) / per_page))
+        reply = _Reply(200, [render(item) for item in items[(page - 1) * per_page : page * per_page]])
+        link = self._link_header(path, query, page, math.ceil(len(items) / per_page))
         if link:
             reply.headers["link"] = link
         return reply
 
-    def _link_header(self, params: dict[str, str], query: dict[str, str], page: int, last: int) -> str:
+    def _link_header(self, path: str, query: dict[str, str], page: int, last: int) -> str:
         """An RFC 5988 Link header with GitHub's rels: prev and first after page 1, next and last before the end."""
-        path = f"/repos/{params['owner']}/{params['repo']}/issues/{params['issue_number']}/comments"
         rels = []
         if page > 1:
             rels += [("prev", page - 1)]
@@ -506,6 +635,194 @@ class FakeGitHub:
         if pull is None:
             return _error(404, "Not Found", operation.docs_url)
         return _Reply(200, self._render_pull(pull))
+
+    def _create_release(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """POST /repos/{owner}/{repo}/releases; as on GitHub, drafts may share a tag, a published release may not."""
+        owner, repo = params["owner"], params["repo"]
+        if not body.get("draft", False) and self._release_by_tag(owner, repo, body["tag_name"], drafts=False):
+            return self._tag_taken(operation)
+        release = self._new_release(
+            owner,
+            repo,
+            body["tag_name"],
+            body.get("target_commitish") or "main",
+            body.get("name"),
+            body.get("body"),
+            bool(body.get("draft", False)),
+            bool(body.get("prerelease", False)),
+            self._caller,
+        )
+        reply = _Reply(201, self._render_release(release))
+        reply.headers["location"] = reply.body["url"]
+        return reply
+
+    def _list_releases(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """GET /repos/{owner}/{repo}/releases, newest first, drafts too (the token is taken to have push access)."""
+        key = self._repo_key(params)
+        found = [r for r in self._releases.values() if (r.owner.lower(), r.repo.lower()) == key]
+        path = f"/repos/{params['owner']}/{params['repo']}/releases"
+        return self._paginated(path, query, sorted(found, key=lambda r: -r.id), self._render_release)
+
+    def _update_release(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """PATCH /repos/{owner}/{repo}/releases/{release_id}: publishing a draft sets when it was published."""
+        release = self._release_of(params)
+        if release is None:
+            return _error(404, "Not Found", operation.docs_url)
+        publishing = body.get("draft") is False and release.draft
+        tag = body.get("tag_name", release.tag_name)
+        published = self._release_by_tag(release.owner, release.repo, tag, drafts=False)
+        if (publishing or not release.draft) and published not in (None, release):
+            return self._tag_taken(operation)
+        for name in ("tag_name", "target_commitish", "name", "body", "prerelease"):
+            if name in body:
+                setattr(release, name, body[name])
+        if publishing:
+            release.draft, release.published_at = False, _now()
+        elif body.get("draft") is True:
+            release.draft, release.published_at = True, None
+        return _Reply(200, self._render_release(release))
+
+    def _get_release_by_tag(
+        self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """GET /repos/{owner}/{repo}/releases/tags/{tag}: published releases only, as GitHub answers."""
+        release = self._release_by_tag(params["owner"], params["repo"], params["tag"], drafts=False)
+        if release is None:
+            return _error(404, "Not Found", operation.docs_url)
+        return _Reply(200, self._render_release(release))
+
+    def _list_release_assets(
+        self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """GET /repos/{owner}/{repo}/releases/{release_id}/assets, paginated like GitHub."""
+        release = self._release_of(params)
+        assets = [self._assets[asset_id] for asset_id in release.assets] if release else []
+        path = f"/repos/{params['owner']}/{params['repo']}/releases/{params['release_id']}/assets"
+        # GitHub documents no 404 here: an unknown release lists no assets.
+        return self._paginated(path, query, assets, self._render_asset)
+
+    def _upload_release_asset(
+        self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """POST /repos/{owner}/{repo}/releases/{release_id}/assets?name=..., the upload_url's endpoint; raw bytes."""
+        release = self._release_of(params)
+        if release is None:
+            return _error(404, "Not Found", operation.docs_url)
+        content_type = self._request_headers.get("content-type", "")
+        if not content_type:
+            self._spec_error(f"POST {operation.template}: the upload has no Content-Type header, which GitHub requires")
+            return _error(400, "Bad Content-Type header value", operation.docs_url)
+        taken = any(self._assets[asset_id].name == query["name"] for asset_id in release.assets)
+        if taken or (self.immutable_releases and not release.draft):
+            # GitHub documents this 422 (a name taken; an immutable release refuses too) without a body.
+            return _Reply(422)
+        data = body if isinstance(body, bytes) else b""
+        asset = self._new_asset(release, query["name"], query.get("label"), content_type, data, self._caller)
+        return _Reply(201, self._render_asset(asset))
+
+    def _get_release_asset(
+        self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """GET /repos/{owner}/{repo}/releases/assets/{asset_id}: JSON, or the bytes when asked for octet-stream."""
+        asset = self._assets.get(int(params["asset_id"]))
+        release = None if asset is None else self._releases[asset.release_id]
+        if asset is None or release is None or (release.owner.lower(), release.repo.lower()) != self._repo_key(params):
+            return _error(404, "Not Found", operation.docs_url)
+        if self._request_headers.get("accept", "").lower() != "application/octet-stream":
+            return _Reply(200, self._render_asset(asset))
+        if self.stream_assets:
+            asset.download_count += 1
+            return _Reply(200, asset.data)
+        location = f"{self.url}{ASSET_STORAGE_PATH}{asset.id}?{urlencode({'sig': asset.secret})}"
+        return _Reply(302, None, {"location": location})
+
+    def _storage(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> _Reply:
+        """The signed storage URL a download redirect points to: no GitHub API, so no checks against its description.
+
+        Like the object store GitHub redirects to, it takes the signature in the URL as the only credential and
+        refuses a request that also carries an Authorization header.
+        """
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            return copy.deepcopy(fault)
+        number = path.removeprefix(ASSET_STORAGE_PATH)
+        asset = self._assets.get(int(number)) if number.isdigit() else None
+        if method != "GET" or asset is None or query.get("sig") != asset.secret:
+            return _Reply(403, "<Error><Code>AuthenticationFailed</Code></Error>")
+        if "authorization" in headers:
+            return _Reply(
+                400, "<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
+            )
+        asset.download_count += 1
+        return _Reply(200, asset.data)
+
+    def _new_release(
+        self,
+        owner: str,
+        repo: str,
+        tag: str,
+        target_commitish: str,
+        name: str | None,
+        body: str | None,
+        draft: bool,
+        prerelease: bool,
+        login: str,
+    ) -> _Release:
+        """Store a release with the next id."""
+        now = _now()
+        release = _Release(
+            self._next_release_id,
+            owner,
+            repo,
+            tag,
+            target_commitish,
+            name,
+            body,
+            draft,
+            prerelease,
+            login,
+            now,
+            None if draft else now,
+        )
+        self._next_release_id += 1
+        self._releases[release.id] = release
+        return release
+
+    def _new_asset(
+        self, release: _Release, name: str, label: str | None, content_type: str, data: bytes, login: str
+    ) -> _Asset:
+        """Store an asset of a release with the next id; GitHub records its size and sha256 digest."""
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        asset = _Asset(
+            self._next_asset_id, release.id, name, label, content_type, data, len(data), digest, login, _now()
+        )
+        self._next_asset_id += 1
+        self._assets[asset.id] = asset
+        release.assets.append(asset.id)
+        return asset
+
+    def _release_by_tag(self, owner: str, repo: str, tag: str, *, drafts: bool) -> _Release | None:
+        """The release of a tag (a draft only when asked for)."""
+        key = (owner.lower(), repo.lower())
+        for release in self._releases.values():
+            ours = (release.owner.lower(), release.repo.lower()) == key and release.tag_name == tag
+            if ours and (drafts or not release.draft):
+                return release
+        return None
+
+    def _release_of(self, params: dict[str, str]) -> _Release | None:
+        """The release a path's release_id names, if it belongs to the path's repository."""
+        release = self._releases.get(int(params["release_id"]))
+        if release is None or (release.owner.lower(), release.repo.lower()) != self._repo_key(params):
+            return None
+        return release
+
+    @staticmethod
+    def _tag_taken(operation: Operation) -> _Reply:
+        """GitHub's answer to publishing a second release of a tag."""
+        reply = _error(422, "Validation Failed", operation.docs_url)
+        reply.body["errors"] = [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]
+        return reply
 
     @staticmethod
     def _too_long(operation: Operation) -> _Reply:
@@ -587,6 +904,58 @@ class FakeGitHub:
             "author_association": "OWNER" if owner else "NONE",
             "performed_via_github_app": None,
             "reactions": reactions,
+        }
+
+    def _render_release(self, release: _Release) -> dict[str, Any]:
+        """A release object; its upload_url points at this server, as GitHub's points at its uploads host."""
+        api = f"{self.url}/repos/{release.owner}/{release.repo}/releases/{release.id}"
+        html = f"https://github.com/{release.owner}/{release.repo}/releases"
+        archive = f"{self.url}/repos/{release.owner}/{release.repo}"
+        return {
+            "url": api,
+            "html_url": f"{html}/tag/{quote(release.tag_name)}"
+            if not release.draft
+            else f"{html}/untagged-{release.id}",
+            "assets_url": f"{api}/assets",
+            "upload_url": f"{api}/assets{{?name,label}}",
+            "tarball_url": None if release.draft else f"{archive}/tarball/{quote(release.tag_name)}",
+            "zipball_url": None if release.draft else f"{archive}/zipball/{quote(release.tag_name)}",
+            "id": release.id,
+            "node_id": _node_id("Release", release.id),
+            "tag_name": release.tag_name,
+            "target_commitish": release.target_commitish,
+            "name": release.name,
+            "body": release.body,
+            "draft": release.draft,
+            "prerelease": release.prerelease,
+            "immutable": self.immutable_releases and not release.draft,
+            "created_at": release.created_at,
+            "published_at": release.published_at,
+            "updated_at": release.published_at or release.created_at,
+            "author": self._render_user(release.login),
+            "assets": [self._render_asset(self._assets[asset_id]) for asset_id in release.assets],
+        }
+
+    def _render_asset(self, asset: _Asset) -> dict[str, Any]:
+        """A release-asset object, with the size and sha256 digest GitHub recorded when it was uploaded."""
+        release = self._releases[asset.release_id]
+        full_name = f"{release.owner}/{release.repo}"
+        return {
+            "url": f"{self.url}/repos/{full_name}/releases/assets/{asset.id}",
+            "browser_download_url": f"https://github.com/{full_name}/releases/download/{quote(release.tag_name)}/"
+            f"{quote(asset.name)}",
+            "id": asset.id,
+            "node_id": _node_id("ReleaseAsset", asset.id),
+            "name": asset.name,
+            "label": asset.label,
+            "state": "uploaded",
+            "content_type": asset.content_type,
+            "size": asset.size,
+            "digest": asset.digest,
+            "download_count": asset.download_count,
+            "created_at": asset.created_at,
+            "updated_at": asset.created_at,
+            "uploader": self._render_user(asset.login),
         }
 
     def _render_repository(self, full_name: str, fork: bool) -> dict[str, Any]:
