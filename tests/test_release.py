@@ -135,13 +135,13 @@ class FolderStore:
             "behaviour": behaviour,
         }
         folder = self.root / version
-        (folder / "reference").mkdir(parents=True)
+        folder.mkdir(parents=True)
         (folder / "release.json").write_text(json.dumps(manifest))
         (folder / "shop.bento").write_text(json.dumps(manifest))
-        (folder / "reference" / "reference.json").write_text(json.dumps({"truth": LABELS}))
-        (folder / "reference" / "reference.csv").write_text("row\n" + "\n".join(map(str, range(len(LABELS)))))
+        (folder / "reference.json").write_text(json.dumps({"truth": LABELS}))
+        (folder / "reference.csv").write_text("row\n" + "\n".join(map(str, range(len(LABELS)))))
         requests = {"instances": [{"row": i} for i in range(len(LABELS))]}
-        (folder / "reference" / "reference_requests.json").write_text(json.dumps(requests))
+        (folder / "reference_requests.json").write_text(json.dumps(requests))
         return manifest
 
     def manifest(self, version: str) -> dict:
@@ -150,7 +150,7 @@ class FolderStore:
             raise release.store.StoreError(f"the store holds no release {version}.")
         return json.loads(path.read_text())
 
-    def get(self, version: str, name: str, dest: Path) -> Path:
+    def get(self, version: str, name: str, dest: Path, digest: str | None = None) -> Path:
         dest.write_bytes((self.root / version / name).read_bytes())
         return dest
 

@@ -65,17 +65,17 @@ class Context:
     work: Path
     by: str = ""
 
-    def fetch(self, version: str) -> dict[str, Any]:
-        """The release's manifest, with its archive and reference set fetched into the work folder."""
+    def fetch(self, version: str, digest: str | None = None) -> dict[str, Any]:
+        """The release's manifest, with its archive (checked against `digest`, the one git recorded, when given)
+        and its reference set fetched into the work folder."""
         manifest = self.store.manifest(version)
         folder = self.work / version
         folder.mkdir(parents=True, exist_ok=True)
-        manifest["archive_path"] = str(self.store.get(version, manifest["archive"], folder / manifest["archive"]))
-        reference = folder / "reference"
-        reference.mkdir(exist_ok=True)
+        archive = self.store.get(version, manifest["archive"], folder / manifest["archive"], digest=digest)
+        manifest["archive_path"] = str(archive)
         for name in REFERENCE_FILES:
-            self.store.get(version, f"reference/{name}", reference / name)
-        manifest["reference_dir"] = str(reference)
+            self.store.get(version, name, folder / name)
+        manifest["reference_dir"] = str(folder)
         return manifest
 
     def port(self, environment: str) -> int:
@@ -210,7 +210,7 @@ def restore(environment: str, current: dict[str, Any], ctx: Context) -> str:
     serving = ctx.target.current(environment)
     if serving and serving.get("alive") and serving.get("version") == live["version"]:
         return f"{live['version']} still serves it"
-    release = ctx.fetch(live["version"])
+    release = ctx.fetch(live["version"], live.get("digest"))
     url, verified = try_release(environment, release, ctx)
     if not verified.passed:
         return f"restoring {live['version']} failed too: {verified.failure}"
@@ -350,7 +350,9 @@ def rollback(environment: str, version: str | None, reason: str, ctx: Context) -
         if to == live.get("version"):
             print(f"{environment}: {to} is live already; nothing to roll back")
             return 0
-        release = ctx.fetch(to)
+        # The digest this environment's history recorded, so a release replaced in the store is refused.
+        recorded = next((h.get("digest") for h in reversed(current["history"]) if h.get("version") == to), None)
+        release = ctx.fetch(to, recorded)
         url, verified = try_release(environment, release, ctx)
         if not verified.passed:
             note = restore(environment, current, ctx)

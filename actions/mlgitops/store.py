@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 import uuid
@@ -268,6 +269,12 @@ class Store:
             raise
         except OSError as err:
             raise StoreError(f"could not {verb} release {version} of {self.project} at {self.url}: {err}") from None
+
+
+def default_url() -> str:
+    """The store used when none is named: a folder on this machine beside the kit's serving state, outside workspaces."""
+    home = os.environ.get("MLGITOPS_HOME") or str(Path.home() / ".local" / "state" / "mlgitops")
+    return str(Path(home) / "store")
 
 
 def open_store(url: str, project: str, *, repo: Path | None = None) -> Store:
