@@ -67,7 +67,15 @@ FILE_OPTIONS = {
 }
 
 
-MATRIX = [dict(zip(FILE_OPTIONS, values, strict=True)) for values in itertools.product(*FILE_OPTIONS.values())]
+# deploy_target changes files too (only `local` has release workflows so far); it rotates through the
+# combinations instead of multiplying them, and `local` meets both action sources.
+MATRIX = [
+    {
+        **dict(zip(FILE_OPTIONS, values, strict=True)),
+        "deploy_target": COOKIECUTTER_JSON["deploy_target"][i % len(COOKIECUTTER_JSON["deploy_target"])],
+    }
+    for i, values in enumerate(itertools.product(*FILE_OPTIONS.values()))
+]
 
 
 def matrix_id(options: dict) -> str:

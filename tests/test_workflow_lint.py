@@ -41,6 +41,11 @@ def test_baked_workflows_are_clean(fast_bake, source, python):
     assert f'python-version: "{python}"' in (project / ".github/workflows/ci.yml").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("target", COOKIECUTTER_JSON["deploy_target"][1:])
+def test_baked_workflows_of_other_deploy_targets_are_clean(fast_bake, target):
+    lint(fast_bake(deploy_target=target))
+
+
 def test_linters_do_catch_template_injection(fast_bake):
     """Guard against a gate that cannot fail: an injected expression in run: must be reported."""
     project = fast_bake()
