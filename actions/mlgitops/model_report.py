@@ -96,9 +96,7 @@ def prediction_guard(confusion_csv: Path, max_share: float) -> tuple[bool, str, 
     return majority_guard(pairs, max_share, "the test set")
 
 
-def majority_guard(
-    pairs: Sequence[tuple[str, str]], max_share: float, rows: str
-) -> tuple[bool, str, dict[str, float]]:
+def majority_guard(pairs: Sequence[tuple[str, str]], max_share: float, rows: str) -> tuple[bool, str, dict[str, float]]:
     """The prediction guard on (actual, predicted) pairs of the named rows: its verdict, sentence and class shares."""
     if not pairs:
         return False, f"{rows} is empty", {}

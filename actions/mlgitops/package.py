@@ -721,9 +721,10 @@ def clear(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build(project: Project, version: str, commit: str, out: Path, seconds: dict[str, float]) -> dict[str, Any]:
+def build(project: Project, version: str, commit: str, out: Path) -> dict[str, Any]:
     """Reproduce, build, export, smoke-test and describe the release into the release folder."""
     warnings: list[str] = []
+    seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
     def lap(step: str) -> None:
@@ -781,9 +782,8 @@ def package(options: Options) -> tuple[dict[str, Any], bool]:
         stored = store is not None and store.has(version)
     if stored:
         return reuse(store, version, commit, options.out), True
-    seconds: dict[str, float] = {}
-    release = build(project, version, commit, options.out, seconds)
-    seconds["total"] = round(time.perf_counter() - started, 2)
+    release = build(project, version, commit, options.out)
+    release.setdefault("seconds", {})["total"] = round(time.perf_counter() - started, 2)
     # Written last: a release folder with a release.json is a complete one.
     (options.out / RELEASE_FILE).write_text(json.dumps(release, indent=2) + "\n", encoding="utf-8")
     if store is not None:
