@@ -221,10 +221,16 @@ def build_bento(project: Project, version: str) -> tuple[str, str]:
     """Register the model and build the Bento at this version; return the model's tag and the Bento's."""
     model = last_line(run(python(project.package, "register"), "register the model"))
     tag = f"{project.name}:{version}"
-    # A Bento of this version left in the local store by an earlier run is not in the artifact store: replace it.
-    if subprocess.run(python("bentoml", "get", tag), capture_output=True, check=False).returncode == 0:
+    command = python("bentoml", "build", "--version", version, "--output", "tag")
+    try:
+        output = run(command, "bentoml build")
+    except PackageError as err:
+        if "already exists" not in str(err):
+            raise
+        # An earlier run on this machine left a Bento of this version, which the artifact store lacks: replace it.
         run(python("bentoml", "delete", tag, "--yes"), "bentoml delete")
-    built = parse_bento_tag(run(python("bentoml", "build", "--version", version, "--output", "tag"), "bentoml build"))
+        output = run(command, "bentoml build")
+    built = parse_bento_tag(output)
     if built != tag:
         raise PackageError(f"bentoml build made {built}, not {tag}: bentofile.yaml names another Bento.")
     return model, built
