@@ -507,25 +507,32 @@ def sha256_of(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow
-def test_package_step_releases_an_archive_that_serves_the_packaged_model_and_reuses_it(baked, tmp_path):
-    # Given the default project, and a local-folder artifact store when this kit has one
-    project, env = copy_of(baked, tmp_path)
-    store = ["--store", str(tmp_path / "store")] if STORE_AVAILABLE else []
-    env["GITHUB_OUTPUT"] = str(tmp_path / "outputs")
-    # When the package step runs
+@pytest.fixture(scope="module")
+def packaged(baked, tmp_path_factory):
+    """The default project after the package step, with a local-folder artifact store when this kit has one."""
+    root = tmp_path_factory.mktemp("packaged")
+    project, env = copy_of(baked, root)
+    store = ["--store", str(root / "store")] if STORE_AVAILABLE else []
+    env["GITHUB_OUTPUT"] = str(root / "outputs")
     result = run_package(project, env, *store)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    # Then the release names this commit, the pinned model and the archive's digest
+    release = json.loads((project / "dist" / "release" / "release.json").read_text(encoding="utf-8"))
+    return project, env, store, release
+
+
+@pytest.mark.slow
+def test_package_step_releases_an_archive_that_serves_the_packaged_model(packaged, tmp_path):
+    # Given the default project after the package step
+    project, env, _store, release = packaged
     out = project / "dist" / "release"
-    release = json.loads((out / "release.json").read_text(encoding="utf-8"))
+    # Then the release names this commit, the pinned model and the archive's digest
     commit = sh(["git", "rev-parse", "HEAD"], project, env).strip()
     meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
     assert (release["commit"], release["version"][-8:]) == (commit, commit[:8])
     assert release["model"] == f"{project.name}:{meta['sha256'][:20]}"
     assert release["model_sha256"] == release["committed_model_sha256"] == meta["sha256"]
     archive = out / release["archive"]
-    assert release["digest"] == sha256_of(archive) == outputs(tmp_path / "outputs")["digest"]
+    assert release["digest"] == sha256_of(archive) == outputs(Path(env["GITHUB_OUTPUT"]))["digest"]
     # and its smoke test served the reference metric the model scores in process
     assert release["smoke"]["passed"] is True
     assert release["smoke"]["served_metric"] == release["metric"]["offline"]
@@ -536,27 +543,34 @@ def test_package_step_releases_an_archive_that_serves_the_packaged_model_and_reu
     sbom = json.loads((out / "sbom.cdx.json").read_text(encoding="utf-8"))
     assert {"bentoml", "scikit-learn", "dvc"} <= {component["name"] for component in sbom["components"]}
 
-    # The archive alone, imported into an empty BentoML home, serves the packaged model's predictions
+    # When the archive alone is imported into an empty BentoML home and served
     serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"} | {"BENTOML_HOME": str(tmp_path / "fresh")}
     sh(["bentoml", "import", str(archive)], tmp_path, serve_env)
     reference = json.loads((out / "reference" / "reference.json").read_text(encoding="utf-8"))
     instances = json.loads((out / "reference" / "reference_requests.json").read_text(encoding="utf-8"))["instances"]
     with serve(release["bento"], tmp_path, serve_env) as url:
         status, answer = post(f"{url}/predict", {"instances": instances[:50]})
+    # Then it answers with the packaged model's own predictions
     assert status == 200 and answer["model"] == release["model"]
     assert [p["label"] for p in answer["predictions"]] == reference["labels"][:50]
 
-    if not STORE_AVAILABLE:
-        pytest.skip("this kit has no artifact store (mlgitops.store), so reuse from the store is not checked")
-    # A second run, on a runner whose BentoML home is empty, reuses the stored release: same digest, nothing built
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STORE_AVAILABLE, reason="this kit has no artifact store (mlgitops.store)")
+def test_a_second_package_run_reuses_the_stored_release(packaged, tmp_path):
+    # Given a stored release, and a runner whose release folder and BentoML home are empty
+    project, env, store, release = packaged
+    out = project / "dist" / "release"
     shutil.rmtree(out)
-    env["BENTOML_HOME"] = str(tmp_path / "second")
+    env = {**env, "BENTOML_HOME": str(tmp_path / "bentoml"), "GITHUB_OUTPUT": str(tmp_path / "outputs")}
+    # When the package step runs again
     again = run_package(project, env, *store)
+    # Then it fetches the stored release, same digest, and builds nothing
     assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
     assert "already in the artifact store" in again.stdout
     assert json.loads((out / "release.json").read_text(encoding="utf-8")) == release
-    assert sha256_of(out / release["archive"]) == release["digest"]
-    assert not (tmp_path / "second" / "bentos").exists()
+    assert sha256_of(out / release["archive"]) == release["digest"] == outputs(tmp_path / "outputs")["digest"]
+    assert not (tmp_path / "bentoml" / "bentos").exists()
 
 
 def crash_on_start(project: Path) -> None:
