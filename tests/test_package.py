@@ -192,6 +192,14 @@ def test_a_service_that_accepts_an_unknown_feature_fails_the_smoke_test():
         package.check_refuses_invalid(url, {"x": 1.0})
 
 
+def test_an_sbom_that_cannot_be_written_fails_the_step_in_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(package, "python", lambda *args: [sys.executable, "-m", "no_such_sbom_tool"])
+    with pytest.raises(package.PackageError) as refused:
+        package.write_sbom(tmp_path / "sbom.cdx.json")
+    assert str(refused.value).startswith("the SBOM could not be written (is cyclonedx-bom installed?): ")
+    assert "No module named no_such_sbom_tool" in str(refused.value) and "\n" not in str(refused.value)
+
+
 # --- what the release records ---
 
 LOCK = """\

@@ -249,9 +249,8 @@ def export(tag: str, archive: Path) -> str:
 def write_sbom(target: Path) -> int:
     """The CycloneDX SBOM of this environment; return how many components it lists."""
     # The tool's own schema validation takes half a minute here; the checks below catch an unusable file.
-    command = python("cyclonedx_py", "environment", sys.executable, "--no-validate", "--of", "JSON", "-o", str(target))
-    if Path("pyproject.toml").is_file():
-        command[4:4] = ["--pyproject", "pyproject.toml"]
+    described = ["--pyproject", "pyproject.toml"] if Path("pyproject.toml").is_file() else []  # the project itself
+    command = python("cyclonedx_py", "environment", *described, "--no-validate", "-o", str(target), sys.executable)
     try:
         run(command, "cyclonedx-py environment")
         bom = json.loads(target.read_text(encoding="utf-8"))
