@@ -22,6 +22,7 @@ import csv
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -436,7 +437,7 @@ def smoke_test(project: Project, archive: Path, bento: str, model: str, referenc
         "top_class_share": scored["top_class_share"],
         "agreement": scored["agreement"],
         "rows": len(predictions),
-        "requests": -(-len(instances) // BATCH),
+        "requests": math.ceil(len(instances) / BATCH),
         "invalid_request_status": refused,
         "max_majority_share": project.max_majority_share,
         "skew_tolerance": tolerance,
