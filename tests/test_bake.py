@@ -61,6 +61,7 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
                 "evaluate",
                 "metadata",
                 "params",
+                "reference",
                 "registry",
                 "schema",
                 "service",
@@ -70,7 +71,15 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
         ),
         *(
             f"tests/{name}.py"
-            for name in ("conftest", "test_data", "test_model", "test_project", "test_schema", "test_serving")
+            for name in (
+                "conftest",
+                "test_data",
+                "test_model",
+                "test_project",
+                "test_reference",
+                "test_schema",
+                "test_serving",
+            )
         ),
     }
     if options["license"] != "Proprietary":

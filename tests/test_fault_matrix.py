@@ -4,7 +4,10 @@ import re
 
 from helpers import ROOT
 
-ROW = re.compile(r"^\|.*\| `(?P<file>tests/[\w/]+\.py)::(?P<test>\w+)` \|$", re.MULTILINE)
+# The kit's tests, or the generated project's (in the template folder).
+ROW = re.compile(
+    r"^\|.*\| `(?P<file>(?:\{\{cookiecutter\.project\}\}/)?tests/[\w/]+\.py)::(?P<test>\w+)` \|$", re.MULTILINE
+)
 
 
 def test_every_fault_names_an_existing_test():

@@ -93,8 +93,13 @@ def prediction_guard(confusion_csv: Path, max_share: float) -> tuple[bool, str, 
     """Fail a model that predicts one class for (nearly) everyone when the data does not look like that."""
     with confusion_csv.open(newline="", encoding="utf-8") as handle:
         pairs = [(row["actual"], row["predicted"]) for row in csv.DictReader(handle)]
+    return majority_guard(pairs, max_share, "the test set")
+
+
+def majority_guard(pairs: Sequence[tuple[str, str]], max_share: float, rows: str) -> tuple[bool, str, dict[str, float]]:
+    """The prediction guard on (actual, predicted) pairs of the named rows: its verdict, sentence and class shares."""
     if not pairs:
-        return False, "the test split is empty", {}
+        return False, f"{rows} is empty", {}
     predicted = Counter(p for _, p in pairs)
     actual = Counter(a for a, _ in pairs)
     shares = {label: round(count / len(pairs), 4) for label, count in predicted.most_common()}
@@ -104,7 +109,7 @@ def prediction_guard(confusion_csv: Path, max_share: float) -> tuple[bool, str, 
     if degenerate:
         return (
             False,
-            f"the model predicts {top!r} for {top_share:.0%} of the test set, where it is {actual_share:.0%} of labels",
+            f"the model predicts {top!r} for {top_share:.0%} of {rows}, where it is {actual_share:.0%} of labels",
             shares,
         )
     return (

@@ -211,3 +211,28 @@ def test_non_json_bodies_get_415_before_reaching_the_service():
     assert reached == []
     run_asgi(middleware, b"application/json; charset=utf-8")
     assert reached == ["/predict"]
+
+
+def test_the_readiness_probe_is_a_request_the_service_accepts():
+    features = [*FEATURES, {"name": "note", "kind": "categorical", "nullable": False}]
+    probe = serving.probe_instance(features)
+    assert serving.instance_model(features).model_validate(probe)
+    assert probe == {"size": 0.0, "colour": "blue", "note": ""}
+
+
+def test_readiness_is_checked_once_and_a_failed_check_keeps_the_service_unready(caplog):
+    # Given one check that passes and one whose prediction fails
+    calls = []
+    passing = serving.readiness(lambda: calls.append("predicted"))
+
+    def broken():
+        raise ValueError("the model cannot predict")
+
+    failing = serving.readiness(broken)
+    # When each is probed repeatedly
+    # Then the passing one predicts once and stays ready, and the failing one stays unready, saying why
+    assert [passing(), passing(), passing()] == [True, True, True]
+    assert calls == ["predicted"]
+    assert [failing(), failing()] == [False, False]
+    assert "the model cannot predict" in caplog.text
+    assert caplog.text.count("failed its first prediction") == 1

@@ -25,7 +25,11 @@ PATH_OPTIONS = {
     "evaluate": ("model", "test", "metrics", "confusion", "importance"),
     "register": ("model", "model_meta"),
     "example": ("test", "model_meta"),
+    "reference": ("model", "model_meta", "test"),
+    "score": (),
 }
+# Exit code of `score` when the predictions or the reference cannot be scored, apart from other errors.
+UNSCORABLE = 2
 
 
 def paths(args: argparse.Namespace, params: Params) -> argparse.Namespace:
@@ -137,6 +141,44 @@ def cmd_example(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace, params: Params) -> int:
+    import joblib
+    import pandas as pd
+
+    from . import reference
+    from .metadata import read_meta
+
+    where = paths(args, params)
+    summary = reference.build(
+        joblib.load(where.model),
+        read_meta(where.model_meta),
+        pd.read_csv(where.test),
+        params.evaluate.metric,
+        args.rows,
+        params.data.seed,
+        args.out,
+    )
+    print(f"wrote {summary['rows']} reference rows to {args.out}: offline {summary['metric']} = {summary['offline']}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace, _params: Params) -> int:
+    import json
+
+    from . import reference
+
+    try:
+        answers = json.loads(args.predictions.read_text(encoding="utf-8"))
+        print(json.dumps(reference.score(args.reference, answers), indent=2))
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"error: cannot read the predictions: {err}", file=sys.stderr)
+        return UNSCORABLE
+    except reference.ReferenceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return UNSCORABLE
+    return 0
+
+
 COMMANDS = {
     "prepare": (cmd_prepare, "load the data and write the train/test split"),
     "schema": (cmd_schema, "declare the data schema by inferring it from the current data"),
@@ -145,7 +187,23 @@ COMMANDS = {
     "evaluate": (cmd_evaluate, "score the model on the test split"),
     "register": (cmd_register, "store the model in BentoML's model store, before `bentoml build`"),
     "example": (cmd_example, "print a /predict request made from the first complete test row"),
+    "reference": (cmd_reference, "write a frozen sample of the test split, its requests and the model's answers"),
+    "score": (cmd_score, "score a service's predictions of the reference rows against the model's own"),
 }
+
+
+def add_options(name: str, command: argparse.ArgumentParser) -> None:
+    """The options of a command beyond its paths."""
+    if name == "schema":
+        command.add_argument("--force", action="store_true", help="replace an existing schema")
+    if name == "reference":
+        command.add_argument("--out", type=Path, required=True, help="folder for the reference files")
+        command.add_argument("--rows", type=int, default=200, help="rows to sample from the test split")
+    if name == "score":
+        command.add_argument("--reference", type=Path, required=True, help="folder the reference command wrote")
+        command.add_argument(
+            "--predictions", type=Path, required=True, help="JSON list of the service's predictions, in row order"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,8 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--{option.replace('_', '-')}", dest=option, type=Path, help=f"default: mlgitops.paths.{option}"
             )
         command.set_defaults(run=run)
-        if name == "schema":
-            command.add_argument("--force", action="store_true", help="replace an existing schema")
+        add_options(name, command)
     args = parser.parse_args(argv)
     try:
         return args.run(args, load_params())

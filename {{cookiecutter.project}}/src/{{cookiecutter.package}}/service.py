@@ -13,11 +13,14 @@ from .registry import tag_for
 from .serving import (
     MAX_INSTANCES,
     JsonOnly,
+    Prediction,
     Predictions,
     instance_model,
     numpy_probabilities,
     pipeline_probabilities,
     predictions,
+    probe_instance,
+    readiness,
 )
 
 # Relative to the working directory: the project root at build time, the Bento's src/ when served
@@ -49,6 +52,16 @@ class Classifier:
         # time; SERVING_FAST_PATH=0 serves through the pipeline itself, to compare or to rule it out.
         fast = numpy_probabilities(self.model, Instance) if os.environ.get("SERVING_FAST_PATH") != "0" else None
         self.probabilities = fast or pipeline_probabilities(self.model, FEATURES)
+        self.ready = readiness(self.answer_probe)
+
+    def answer_probe(self) -> list[Prediction]:
+        """Predict one instance built from the model's metadata, as a request would be."""
+        probe = Instance.model_validate(probe_instance(self.meta["features"]))
+        return predictions(self.classes, self.probabilities([probe]))
+
+    def __is_ready__(self) -> bool:
+        """/readyz: ready once the model has answered the probe (tried once, then remembered)."""
+        return self.ready()
 
     @bentoml.api
     def predict(

@@ -1,5 +1,6 @@
 """Request and response models of the service and the prediction itself, free of BentoML so they test fast."""
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from operator import attrgetter
@@ -28,6 +29,8 @@ MAX_INSTANCES = 1000
 # float limit overflow to inf/NaN inside the model.
 MAX_MAGNITUDE = 1e12
 
+
+LOG = logging.getLogger(__name__)
 
 # An error message lists at most this many allowed values; /docs lists them all.
 SHOWN_CATEGORIES = 10
@@ -221,6 +224,31 @@ def predictions(classes: list[str], probabilities: np.ndarray) -> list[Predictio
         Prediction(label=classes[label], probabilities={c: round(p, 6) for c, p in zip(classes, row, strict=True)})
         for label, row in zip(labels, probabilities.tolist(), strict=True)
     ]
+
+
+def probe_instance(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """A request instance built from the model's metadata alone: zero, the first declared category, or empty text."""
+    return {
+        f["name"]: 0.0 if f["kind"] == "numeric" else (f["categories"][0] if f.get("categories") else "")
+        for f in features
+    }
+
+
+def readiness(check: Callable[[], object]) -> Callable[[], bool]:
+    """A readiness probe that runs the check once and remembers whether it passed, logging why when it did not."""
+    outcome: list[bool] = []
+
+    def ready() -> bool:
+        if not outcome:
+            try:
+                check()
+                outcome.append(True)
+            except Exception:
+                LOG.exception("the model failed its first prediction; the service stays unready")
+                outcome.append(False)
+        return outcome[0]
+
+    return ready
 
 
 class JsonOnly:
