@@ -782,6 +782,7 @@ def package(options: Options) -> tuple[dict[str, Any], bool]:
     project = read_project()
     commit, committed_at = resolve_commit(options.commit)
     version = check_version(options.version or version_for(commit, committed_at))
+    gha.set_output("version", version)  # set first, so a failed run can still record which release failed
     store = open_release_store(options.store, project.name) if options.store else None
     clear(options.out)
     with store_errors(f"look for release {version}"):
@@ -856,6 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         release, reused = package(Options(out=args.out, store=args.store, version=args.version, commit=args.commit))
     except PackageError as err:
+        gha.set_output("failure", str(err))
         gha.annotate("error", str(err), title="package")
         gha.add_summary(f"### Package\n\n❌ {md.text(str(err), limit=600)}")
         return 1

@@ -423,6 +423,13 @@ def project_names(bentofile: Path = Path("bentofile.yaml")) -> tuple[str, str]:
         raise ReleaseError(f"{bentofile} must name the Bento (`name`) and its service (`service`).") from None
 
 
+def commit_version() -> str:
+    """The release version of the checked-out commit, as the package step derives it."""
+    from .package import resolve_commit, version_for
+
+    return version_for(*resolve_commit(""))
+
+
 @contextlib.contextmanager
 def context(args: argparse.Namespace) -> Iterator[Context]:
     """The operation's context, with a scratch folder removed afterwards."""
@@ -458,8 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rollback_parser.add_argument("--reason", default="")
     failure_parser = commands.add_parser("record-failure", help="record a release that failed before an environment")
     failure_parser.add_argument("--environment", required=True)
-    failure_parser.add_argument("--version", required=True)
-    failure_parser.add_argument("--reason", required=True)
+    failure_parser.add_argument("--version", default="", help="default: the checked-out commit's release version")
+    failure_parser.add_argument("--reason", default="")
     commands.add_parser("status", help="print each environment's live release")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -470,7 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "rollback":
                 code = rollback(args.environment, args.version or None, args.reason, ctx)
             elif args.command == "record-failure":
-                code = record_failure(args.environment, args.version, args.reason, ctx)
+                version = args.version or commit_version()
+                reason = args.reason or "packaging failed (see the run's log)"
+                code = record_failure(args.environment, version, reason, ctx)
             else:
                 code = status(ctx)
     except (ReleaseError, state.StateError, store.StoreError, targets.DeployError, contract.ContractError) as err:

@@ -279,6 +279,8 @@ def default_url() -> str:
 
 def open_store(url: str, project: str, *, repo: Path | None = None) -> Store:
     """The store a URL names: `/abs/path`, `file:///abs/path`, or `dvc://[REMOTE]` of the DVC project in `repo`."""
+    # "default" names the folder on this machine (default_url), for callers given an empty setting.
+    url = default_url() if url == "default" else url
     if not isinstance(url, str) or not url.strip():
         raise StoreError("the store URL is empty; name a folder (/abs/path) or a DVC remote (dvc://NAME)")
     url = url.strip()
