@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from act_world import OWNER, PINS, STANDINS, Background, World, make_world
+from act_world import OWNER, PINS, POST_TOKEN, STANDINS, Background, World, make_world
 
 from demo import free_port, sh
 from fake_github import webhook_example
 
-RELEASE_TOKEN = "ghs_release"
 ENVIRONMENTS = ("staging", "production")
 
 
@@ -79,7 +78,7 @@ class ReleaseWorld:
             "--env",
             f"STANDIN_ATTESTATIONS={self.attestations}",
         ]
-        command += ["--var", f"RELEASE_STORE={self.store}", "-s", f"GITHUB_TOKEN={RELEASE_TOKEN}"]
+        command += ["--var", f"RELEASE_STORE={self.store}", "-s", f"GITHUB_TOKEN={POST_TOKEN}"]
         attest = "actions/attest-build-provenance"
         command += ["--local-repository", f"{attest}@{PINS[attest]}={STANDINS / 'attest-build-provenance'}"]
         return command
