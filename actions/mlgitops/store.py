@@ -272,7 +272,7 @@ class Store:
 
 
 def default_url() -> str:
-    """The store used when none is named: a folder on this machine beside the kit's serving state, outside workspaces."""
+    """The store used when none is named: a folder on this machine beside the serving state, outside workspaces."""
     home = os.environ.get("MLGITOPS_HOME") or str(Path.home() / ".local" / "state" / "mlgitops")
     return str(Path(home) / "store")
 
