@@ -87,7 +87,9 @@ class World:
 
     def git(self, *args: str) -> str:
         command = ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args]
-        return subprocess.run(command, cwd=self.project, check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            command, cwd=self.project, env=self.env, check=True, capture_output=True, text=True
+        ).stdout.strip()
 
     def start(self, branch: str, change, message: str) -> str:
         """Create the branch from main with a first commit; fail if another scenario already took its name."""

@@ -24,6 +24,9 @@ from demo import free_port, sh
 from fake_github import webhook_example
 
 ENVIRONMENTS = ("staging", "production")
+# git's configuration by environment: origin's GitHub URL is rewritten to the bare repository, for the test's own
+# git commands and for the workflows' steps alike.
+GIT_REWRITE = ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")
 
 
 @dataclass
@@ -53,10 +56,11 @@ class ReleaseWorld:
         return self.world.git(*args)
 
     def merge(self, change: Callable[[Path], None], message: str) -> str:
-        """Commit a change on main as a merged pull request would land, push it to origin; return the commit."""
+        """Land a change on main as a merged pull request would, with its reproduced results; push it to origin."""
         self.git("checkout", "-q", "main")
         self.git("pull", "-q", "--rebase", "origin", "main")
         change(self.project)
+        sh(["dvc", "repro", "--quiet"], self.project, self.world.env)
         self.git("commit", "-qam", message)
         self.git("push", "-q", "origin", "main")
         return self.git("rev-parse", "HEAD")
@@ -65,13 +69,19 @@ class ReleaseWorld:
         """A fresh clone of origin at the commit: the runner's checkout for one run."""
         self.world.runs += 1
         clone = self.world.root / f"checkout-{self.world.runs}"
-        subprocess.run(["git", "clone", "-q", str(self.origin), str(clone)], check=True)
+        subprocess.run(["git", "clone", "-q", self.url, str(clone)], env=self.world.env, check=True)
         subprocess.run(["git", "checkout", "-q", sha], cwd=clone, check=True)
         return clone
+
+    @property
+    def url(self) -> str:
+        """Origin's GitHub URL (act reads the repository's name from it); git rewrites it to the bare repository."""
+        return f"https://github.com/{OWNER}/{self.project.name}.git"
 
     def _command(self, event_name: str, workflow: str, event: dict[str, Any]) -> list[str]:
         command = self.world.act_command(event_name, workflow, event)
         command += ["-P", "self-hosted=-self-hosted", "--env", f"MLGITOPS_HOME={self.home}"]
+        command += [arg for key in GIT_REWRITE for arg in ("--env", f"{key}={self.world.env[key]}")]
         command += [
             "--env",
             f"GITHUB_API_URL={self.world.github.url}",
@@ -175,7 +185,11 @@ def make_release_world(root: Path, **answers: object) -> Iterator[ReleaseWorld]:
     with make_world(root, **answers) as world:
         origin = root / "origin.git"
         sh(["git", "init", "-q", "--bare", "-b", "main", str(origin)], root, world.env)
-        world.git("remote", "set-url", "origin", str(origin))
+        github_url = f"https://github.com/{OWNER}/{world.project.name}.git"
+        world.env.update(
+            GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{origin}.insteadOf", GIT_CONFIG_VALUE_0=github_url
+        )
+        world.git("remote", "set-url", "origin", github_url)
         use_free_ports(world.project)
         world.git("commit", "-qam", "Serve staging and production on free ports")
         world.git("push", "-q", "origin", "main")
