@@ -65,6 +65,13 @@ class ReleaseWorld:
         self.git("push", "-q", "origin", "main")
         return self.git("rev-parse", "HEAD")
 
+    def revert(self, sha: str) -> None:
+        """Land the revert of a merged commit on main, as its revert pull request would."""
+        self.git("checkout", "-q", "main")
+        self.git("pull", "-q", "--rebase", "origin", "main")
+        self.git("revert", "--no-edit", sha)
+        self.git("push", "-q", "origin", "main")
+
     def checkout(self, sha: str) -> Path:
         """A fresh clone of origin at the commit: the runner's checkout for one run."""
         self.world.runs += 1
