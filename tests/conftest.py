@@ -1,4 +1,4 @@
-"""Fixtures shared by the template's tests: default answers, a user CSV, and a fast-bake helper."""
+"""Fixtures shared by the template's tests (default answers, a user CSV, a fast-bake helper) and their scheduling."""
 
 from __future__ import annotations
 
@@ -10,6 +10,54 @@ from pathlib import Path
 import pytest
 
 from helpers import COOKIECUTTER_JSON, ROOT, write_churn_csv
+
+# Scopes whose fixture instance serves the tests of one class or module: under xdist they share a worker.
+# Session (and package) fixtures are built once per worker instead, so they group nothing.
+SHARED_SCOPES = ("class", "module")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, give tests sharing a module-scoped fixture one worker, and hand out slow tests first."""
+    if not hasattr(config, "workerinput"):
+        return
+    # Tests that share an expensive fixture (a baked world, a served Bento) run on one worker, so it is built once.
+    for item, group in zip(items, shared_fixture_groups(items), strict=True):
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # Longest first: the workers' queues end on quick tests, so neither waits long for the other at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def shared_fixture_groups(items: list[pytest.Item]) -> list[str | None]:
+    """For each test, a name common to every test it shares a class- or module-scoped fixture with, or None."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    keys = []
+    for item in items:
+        definitions = item._fixtureinfo.name2fixturedefs if isinstance(item, pytest.Function) else {}
+        # A key names one instance of a fixture: `world` of one module is not `world` of another.
+        own = [
+            f"{instance_of(item, d[-1].scope)}::{name}"
+            for name, d in definitions.items()
+            if d[-1].scope in SHARED_SCOPES
+        ]
+        for key in own[1:]:
+            parent[root(key)] = root(own[0])
+        keys.append(own)
+    return [root(own[0]) if own else None for own in keys]
+
+
+def instance_of(item: pytest.Function, scope: str) -> str:
+    """The node whose instance of a fixture of this scope the test gets: its class or its module."""
+    if scope == "class" and item.cls is not None:
+        return item.nodeid.rsplit("::", 1)[0]
+    return item.nodeid.split("::")[0]
 
 
 @pytest.fixture
