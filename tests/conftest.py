@@ -27,14 +27,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
     result = yield
-    for item, group in zip(items, groups, strict=True):
+    for item in items if config.getvalue("loadgroup") else ():
         # xdist tells its scheduler a test's group by suffixing the test's id, and pytest 9.2 no longer reads the
         # field it writes (pytest-dev/pytest-xdist#1386): write the suffix where pytest reads it. Inert once fixed.
-        if group is not None and not item.nodeid.endswith(f"@{group}"):
-            item._id = type(item._id).parse(f"{item.nodeid}@{group}")
+        suffix = xdist_group_suffix(item)
+        if suffix and not item.nodeid.endswith(suffix):
+            item._id = type(item._id).parse(item.nodeid + suffix)
     # Longest first: the workers' queues end on quick tests, so neither waits long for the other at the end.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     return result
+
+
+def xdist_group_suffix(item: pytest.Item) -> str:
+    """The `@group` suffix xdist gives the id of a test with xdist_group marks, or ""."""
+    names = {
+        str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+        for mark in item.iter_markers("xdist_group")
+    }
+    return f"@{'_'.join(sorted(names))}" if names else ""
 
 
 def shared_fixture_groups(items: list[pytest.Item]) -> list[str | None]:
