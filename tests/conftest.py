@@ -11,21 +11,17 @@ import pytest
 
 from helpers import COOKIECUTTER_JSON, ROOT, write_churn_csv
 
-# Scopes whose fixture instance serves the tests of one class or module: under xdist they share a worker.
-# Session (and package) fixtures are built once per worker instead, so they group nothing.
-SHARED_SCOPES = ("class", "module")
-
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
-    """Under xdist, give tests sharing a module-scoped fixture one worker, and hand out slow tests first."""
+    """Under xdist, keep a module's tests that share its worlds on one worker, and hand out slow tests first."""
     if not hasattr(config, "workerinput"):
         return (yield)
-    # Tests that share an expensive fixture (a baked world, a served Bento) run on one worker, so it is built once.
-    groups = shared_fixture_groups(items)
-    for item, group in zip(items, groups, strict=True):
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+    for item in items:
+        if uses_a_shared_fixture(item):
+            # A world (a baked project, a served Bento, the GitHub stand-in) is built once per worker that needs it:
+            # its module goes to one worker, where its worlds also share what they leave in the worker's tmp root.
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     result = yield
     for item in items if config.getvalue("loadgroup") else ():
         # xdist tells its scheduler a test's group by suffixing the test's id, and pytest 9.2 no longer reads the
@@ -38,44 +34,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     return result
 
 
+def uses_a_shared_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a class- or module-scoped fixture, one instance of which serves several tests."""
+    definitions = item._fixtureinfo.name2fixturedefs.values() if isinstance(item, pytest.Function) else ()
+    return any(chain[-1].scope in ("class", "module") for chain in definitions)
+
+
 def xdist_group_suffix(item: pytest.Item) -> str:
     """The `@group` suffix xdist gives the id of a test with xdist_group marks, or ""."""
-    names = {
-        str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-        for mark in item.iter_markers("xdist_group")
-    }
+    marks = item.iter_markers("xdist_group")
+    names = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default")) for mark in marks}
     return f"@{'_'.join(sorted(names))}" if names else ""
-
-
-def shared_fixture_groups(items: list[pytest.Item]) -> list[str | None]:
-    """For each test, a name common to every test it shares a class- or module-scoped fixture with, or None."""
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    keys = []
-    for item in items:
-        definitions = item._fixtureinfo.name2fixturedefs if isinstance(item, pytest.Function) else {}
-        # A key names one instance of a fixture: `world` of one module is not `world` of another.
-        own = [
-            f"{instance_of(item, d[-1].scope)}::{name}"
-            for name, d in definitions.items()
-            if d[-1].scope in SHARED_SCOPES
-        ]
-        for key in own[1:]:
-            parent[root(key)] = root(own[0])
-        keys.append(own)
-    return [root(own[0]) if own else None for own in keys]
-
-
-def instance_of(item: pytest.Function, scope: str) -> str:
-    """The node whose instance of a fixture of this scope the test gets: its class or its module."""
-    if scope == "class" and item.cls is not None:
-        return item.nodeid.rsplit("::", 1)[0]
-    return item.nodeid.split("::")[0]
 
 
 @pytest.fixture

@@ -269,6 +269,8 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     """The generated CI workflow, run for real by act: hooks, tests, pipeline and Bento build all pass."""
     project = bake(tmp_path / "out")
     env = project_env(project, tmp_path / "bentoml")
+    # pre-commit's hook environments are the ones the gates above use, not installed again for this run.
+    hooks = env.get("PRE_COMMIT_HOME") or str(Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pre-commit"))
     # act keeps its workspaces under the cache folder; BentoML refuses paths inside hidden folders like ~/.cache.
     env["XDG_CACHE_HOME"] = str(tmp_path / "act-cache")
     event = tmp_path / "push.json"
@@ -277,6 +279,10 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     pins = {name: value.split(" # ")[0] for name, value in COOKIECUTTER_JSON["_pins"].items()}
     command = ["act", "push", "-W", ".github/workflows/ci.yml", "-e", str(event), "-P", "ubuntu-latest=-self-hosted"]
     command += ["--env", f"BENTOML_HOME={tmp_path / 'bentoml'}", "--env", f"STANDIN_CACHE={tmp_path / 'cache'}"]
+    # The jobs run one after the other in one environment, installed from scratch by the first: the second job's
+    # install finds it done, as a warm setup-python cache would have it (and the machine installs once, not twice).
+    command += ["--concurrent-jobs", "1", "--env", f"STANDIN_VENV={tmp_path / 'venv'}"]
+    command += ["--env", f"PRE_COMMIT_HOME={hooks}"]
     for name in ("checkout", "setup-python", "cache"):
         command += ["--local-repository", f"actions/{name}@{pins[f'actions/{name}']}={standins / name}"]
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1500)
