@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import COOKIECUTTER_JSON, ROOT, write_churn_csv
+from demo import bake
+from helpers import COOKIECUTTER_JSON, ROOT, copy_project, write_churn_csv
 
 
 @pytest.hookimpl(wrapper=True)
@@ -47,9 +49,10 @@ def xdist_group_suffix(item: pytest.Item) -> str:
     return f"@{'_'.join(sorted(names))}" if names else ""
 
 
-@pytest.fixture
-def churn_csv(tmp_path: Path) -> Path:
-    return write_churn_csv(tmp_path / "churn.csv")
+@pytest.fixture(scope="session")
+def churn_csv(tmp_path_factory) -> Path:
+    """A user's CSV, written once per worker: tests read it, never change it."""
+    return write_churn_csv(tmp_path_factory.mktemp("data") / "churn.csv")
 
 
 @pytest.fixture
@@ -74,6 +77,43 @@ def fast_bake(cookies):
         return result.project_path
 
     return bake
+
+
+@pytest.fixture(scope="session")
+def shared_bake(cookies_session):
+    """Like fast_bake, but baked once per worker for the same answers: for tests that only read the project."""
+    projects: dict[str, Path] = {}
+
+    def bake(**answers):
+        # Answers equal to cookiecutter.json's defaults bake the same project as leaving them out.
+        given = {k: v for k, v in answers.items() if v != default_answer(k)}
+        key = json.dumps(given, sort_keys=True)
+        if key not in projects:
+            result = cookies_session.bake(extra_context={"_reproduce_baseline": False, **given})
+            assert result.exception is None, result.exception
+            assert result.exit_code == 0
+            projects[key] = result.project_path
+        return projects[key]
+
+    return bake
+
+
+def default_answer(name: str) -> object:
+    """What cookiecutter answers for a question nobody types an answer to (the first choice of a list)."""
+    value = COOKIECUTTER_JSON.get(name)
+    return value[0] if isinstance(value, list) else value
+
+
+@pytest.fixture(scope="session")
+def default_project(tmp_path_factory) -> Path:
+    """The default project baked with its reproduced baseline, once per worker; tests take copies of it."""
+    return bake(tmp_path_factory.mktemp("default") / "out")
+
+
+@pytest.fixture
+def baked_default(default_project: Path, tmp_path: Path) -> Path:
+    """A copy of the default project with its reproduced baseline, in tmp_path/out/, the test's to change."""
+    return copy_project(default_project, tmp_path / "out")
 
 
 @pytest.fixture(scope="session")
