@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 export BENTOML_DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 
+# Tests run on every core; tests sharing a module-scoped fixture stay on one worker (see tests/conftest.py).
+# `make test PYTEST_WORKERS=0` runs them one after another in this process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := --numprocesses $(PYTEST_WORKERS) --dist loadgroup
+
 .PHONY: demo test test-fast bench lint lock clean
 
 $(VENV)/.installed: requirements/dev.txt
@@ -23,10 +28,10 @@ demo: $(VENV)/.installed  ## Bake the default project into demo/, reproduce, bui
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/demo.py demo
 
 test: $(VENV)/.installed tests/node_modules/.installed  ## All tests, including the slow end-to-end ones.
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: $(VENV)/.installed tests/node_modules/.installed  ## Unit and quick bake tests only.
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL) -m "not slow"
 
 bench: $(VENV)/.installed  ## Every benchmark in benchmarks/ (minutes); writes BENCHMARKS.md. Not part of `make test`.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py --write $(if $(BENCH_NOTE),--note "$(BENCH_NOTE)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,11 @@ def write_penguins_csv(path: Path, rows: int = 200) -> Path:
         lines.append(",".join(row))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def copy_project(project: Path, folder: Path) -> Path:
+    """A copy of a baked project as folder/<its name>: the same git and DVC repository, nothing shared with it."""
+    return Path(shutil.copytree(project, folder / project.name, symlinks=True))
 
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

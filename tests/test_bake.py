@@ -105,14 +105,14 @@ def tracked_files(project: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("options", MATRIX, ids=matrix_id)
-def test_bake_writes_exactly_the_expected_files(fast_bake, churn_csv, options):
-    project = fast_bake(**options_context(options, churn_csv))
+def test_bake_writes_exactly_the_expected_files(shared_bake, churn_csv, options):
+    project = shared_bake(**options_context(options, churn_csv))
     assert tracked_files(project) == expected_files(options)
 
 
 @pytest.mark.parametrize("options", MATRIX, ids=matrix_id)
-def test_baked_files_are_rendered_and_parse(fast_bake, churn_csv, options):
-    project = fast_bake(**options_context(options, churn_csv))
+def test_baked_files_are_rendered_and_parse(shared_bake, churn_csv, options):
+    project = shared_bake(**options_context(options, churn_csv))
     for relative in tracked_files(project):
         path = project / relative
         text = path.read_text(encoding="utf-8")
@@ -154,24 +154,24 @@ def test_every_documented_way_to_bake_writes_the_project(tmp_path, template_repo
     assert tracked_files(tmp_path / "out" / "cancer-classifier") == expected_files(MATRIX[0])
 
 
-def test_bake_makes_one_commit_on_main(fast_bake):
-    project = fast_bake()
+def test_bake_makes_one_commit_on_main(shared_bake):
+    project = shared_bake()
     git = lambda *args: subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout  # noqa: E731
     assert git("branch", "--show-current").strip() == "main"
     assert git("log", "--format=%s").splitlines() == ["Create project from template"]
     assert git("status", "--porcelain") == ""
 
 
-def test_remote_actions_are_used_by_sha_and_not_vendored(fast_bake):
-    project = fast_bake(actions_source=f"my-org/ml-actions@{SHA}")
+def test_remote_actions_are_used_by_sha_and_not_vendored(shared_bake):
+    project = shared_bake(actions_source=f"my-org/ml-actions@{SHA}")
     ci = (project / ".github/workflows/ci.yml").read_text(encoding="utf-8")
     assert f"uses: my-org/ml-actions/actions/setup-project@{SHA}" in ci
     assert "./.github/actions" not in ci
     assert not (project / ".github/actions").exists()
 
 
-def test_default_uses_vendored_actions_never_a_stranger(fast_bake):
-    ci = (fast_bake() / ".github/workflows/ci.yml").read_text(encoding="utf-8")
+def test_default_uses_vendored_actions_never_a_stranger(shared_bake):
+    ci = (shared_bake() / ".github/workflows/ci.yml").read_text(encoding="utf-8")
     assert "uses: ./.github/actions/setup-project" in ci
 
 
@@ -251,32 +251,32 @@ def test_csv_the_split_cannot_use_stops_the_bake_and_writes_nothing(tmp_path, la
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_params_split_at_the_test_size_the_answers_were_checked_against(fast_bake):
-    params = yaml.safe_load((fast_bake() / "params.yaml").read_text(encoding="utf-8"))
+def test_params_split_at_the_test_size_the_answers_were_checked_against(shared_bake):
+    params = yaml.safe_load((shared_bake() / "params.yaml").read_text(encoding="utf-8"))
     assert params["data"]["test_size"] == COOKIECUTTER_JSON["_test_size"]
 
 
-def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, fast_bake):
+def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, shared_bake):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
-    project = fast_bake()
+    project = shared_bake()
     assert (project / ".dvc/.gitignore").read_text() == (tmp_path / ".dvc/.gitignore").read_text()
     out = subprocess.run(["dvc", "config", "--list", "--project"], cwd=project, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
 
-def test_the_baked_contract_states_the_kits_defaults(fast_bake):
-    params = yaml.safe_load((fast_bake() / "params.yaml").read_text(encoding="utf-8"))
+def test_the_baked_contract_states_the_kits_defaults(shared_bake):
+    params = yaml.safe_load((shared_bake() / "params.yaml").read_text(encoding="utf-8"))
     assert params["mlgitops"] == contract.DEFAULTS
 
 
-def test_vendored_actions_are_only_what_the_workflows_run(fast_bake):
-    package = fast_bake() / ".github" / "actions" / "mlgitops"
+def test_vendored_actions_are_only_what_the_workflows_run(shared_bake):
+    package = shared_bake() / ".github" / "actions" / "mlgitops"
     assert (package / "post_report.py").is_file() and not (package / "docs.py").exists()
 
 
-def test_comments_in_generated_configuration_fit_a_review_pane(fast_bake):
-    project = fast_bake(package="a_rather_long_package_name_for_wrapping")
+def test_comments_in_generated_configuration_fit_a_review_pane(shared_bake):
+    project = shared_bake(package="a_rather_long_package_name_for_wrapping")
     files = [
         *project.glob(".github/**/*.yml"),
         *(project / name for name in ("dvc.yaml", "params.yaml", "bentofile.yaml")),

@@ -18,6 +18,7 @@ from helpers import (
     COOKIECUTTER_JSON,
     MATRIX,
     ROOT,
+    copy_project,
     matrix_id,
     options_context,
     run_cookiecutter,
@@ -73,9 +74,8 @@ def test_baked_project_passes_its_own_gates(tmp_path, options):
     assert tag.startswith(f"{project.name}:")
 
 
-def bake_and_serve(root: Path, **answers: object) -> Iterator[tuple[Path, dict[str, str], str, str]]:
-    """Bake and build a project, then serve its Bento on 127.0.0.1 without access to the source tree."""
-    project = bake(root / "out", **answers)
+def build_and_serve(root: Path, project: Path) -> Iterator[tuple[Path, dict[str, str], str, str]]:
+    """Build a baked project's Bento, then serve it on 127.0.0.1 without access to the source tree."""
     env = project_env(project, root / "bentoml")
     tag = build_bento(project, env)
     serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
@@ -84,9 +84,10 @@ def bake_and_serve(root: Path, **answers: object) -> Iterator[tuple[Path, dict[s
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, default_project):
     """The default project, served."""
-    yield from bake_and_serve(tmp_path_factory.mktemp("served"))
+    root = tmp_path_factory.mktemp("served")
+    yield from build_and_serve(root, copy_project(default_project, root / "out"))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,8 @@ def served_penguins(tmp_path_factory):
     """A project of penguin-like data (string categories, gaps in numbers and categories), served."""
     root = tmp_path_factory.mktemp("penguins")
     csv = write_penguins_csv(root / "penguins.csv")
-    yield from bake_and_serve(root, dataset="csv", csv_path=str(csv), target_column="species", project_name="Penguins")
+    project = bake(root / "out", dataset="csv", csv_path=str(csv), target_column="species", project_name="Penguins")
+    yield from build_and_serve(root, project)
 
 
 def test_served_bento_predicts_with_the_pinned_model(served):
@@ -248,9 +250,9 @@ def test_project_baked_without_the_pipeline_packages_completes_with_plain_dvc_re
     assert "up to date" in sh(["dvc", "status"], project, env)
 
 
-def test_dvc_repro_never_overwrites_a_declared_schema(tmp_path):
+def test_dvc_repro_never_overwrites_a_declared_schema(tmp_path, baked_default):
     # Given a baked project whose declared schema a reviewer has edited,
-    project = bake(tmp_path / "out")
+    project = baked_default
     env = project_env(project, tmp_path / "bentoml")
     path = project / "data" / "schema.yaml"
     schema = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -265,10 +267,12 @@ def test_dvc_repro_never_overwrites_a_declared_schema(tmp_path):
     assert "up to date" in sh(["dvc", "status"], project, env)
 
 
-def test_generated_ci_workflow_runs_under_act(tmp_path):
+def test_generated_ci_workflow_runs_under_act(tmp_path, baked_default):
     """The generated CI workflow, run for real by act: hooks, tests, pipeline and Bento build all pass."""
-    project = bake(tmp_path / "out")
+    project = baked_default
     env = project_env(project, tmp_path / "bentoml")
+    # pre-commit's hook environments are the ones the gates above use, not installed again for this run.
+    hooks = env.get("PRE_COMMIT_HOME") or str(Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pre-commit"))
     # act keeps its workspaces under the cache folder; BentoML refuses paths inside hidden folders like ~/.cache.
     env["XDG_CACHE_HOME"] = str(tmp_path / "act-cache")
     event = tmp_path / "push.json"
@@ -277,6 +281,10 @@ def test_generated_ci_workflow_runs_under_act(tmp_path):
     pins = {name: value.split(" # ")[0] for name, value in COOKIECUTTER_JSON["_pins"].items()}
     command = ["act", "push", "-W", ".github/workflows/ci.yml", "-e", str(event), "-P", "ubuntu-latest=-self-hosted"]
     command += ["--env", f"BENTOML_HOME={tmp_path / 'bentoml'}", "--env", f"STANDIN_CACHE={tmp_path / 'cache'}"]
+    # The jobs run one after the other in one environment, installed from scratch by the first: the second job's
+    # install finds it done, as a warm setup-python cache would have it (and the machine installs once, not twice).
+    command += ["--concurrent-jobs", "1", "--env", f"STANDIN_VENV={tmp_path / 'venv'}"]
+    command += ["--env", f"PRE_COMMIT_HOME={hooks}"]
     for name in ("checkout", "setup-python", "cache"):
         command += ["--local-repository", f"actions/{name}@{pins[f'actions/{name}']}={standins / name}"]
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1500)
@@ -315,9 +323,9 @@ def test_service_that_crashes_on_start_fails_fast_with_its_reason(served, tmp_pa
         pass
 
 
-def test_with_a_dvc_remote_ci_runs_only_the_stages_a_change_affects(tmp_path):
+def test_with_a_dvc_remote_ci_runs_only_the_stages_a_change_affects(tmp_path, baked_default):
     """The train action on a fresh clone: unchanged stages come from the remote, only the affected stage runs."""
-    project = bake(tmp_path / "out")
+    project = baked_default
     env = project_env(project, tmp_path / "bentoml")
     sh(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], project, env)
     sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "Add a DVC remote"], project, env)

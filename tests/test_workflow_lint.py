@@ -35,8 +35,8 @@ def test_this_repository_workflows_and_actions_are_clean():
 
 @pytest.mark.parametrize("python", COOKIECUTTER_JSON["python_version"])
 @pytest.mark.parametrize("source", ["vendored", f"my-org/ml-actions@{SHA}"], ids=["vendored", "remote"])
-def test_baked_workflows_are_clean(fast_bake, source, python):
-    project = fast_bake(actions_source=source, python_version=python)
+def test_baked_workflows_are_clean(shared_bake, source, python):
+    project = shared_bake(actions_source=source, python_version=python)
     lint(project)
     assert f'python-version: "{python}"' in (project / ".github/workflows/ci.yml").read_text(encoding="utf-8")
 
