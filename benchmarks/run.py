@@ -23,13 +23,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Hand-written: what the figures mean, why a goal is missed, what was changed; copied into BENCHMARKS.md.
 FINDINGS = HERE / "findings.md"
-# Cheap and self-contained first; the ones that bake projects and start servers last.
-ORDER = ["data_check", "report", "bake", "pipeline", "serving"]
-# Measured elsewhere: act runs the generated workflow end to end for minutes per scenario.
-PR_WORKFLOW_NOTE = (
-    "PR workflow under act (no-op vs parameter change): measured by "
-    "`pytest tests/test_pr_workflow.py --durations=0`, not here (minutes per scenario)."
-)
+# Cheap and self-contained first; the ones that bake projects, start servers and run workflows under act last.
+ORDER = ["data_check", "report", "bake", "pipeline", "serving", "pr_workflow"]
 
 
 def discover() -> list[str]:
@@ -137,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         if code:
             failed.append(name)
         print()
-    sections.append(PR_WORKFLOW_NOTE)
-    print(PR_WORKFLOW_NOTE)
     if args.write:
         (ROOT / "BENCHMARKS.md").write_text(document(header, sections, args.note), encoding="utf-8")
         print(f"wrote {ROOT / 'BENCHMARKS.md'}")
