@@ -12,7 +12,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,11 +148,15 @@ class World:
         )
         return event
 
-    def report(self, branch: str, *, fork: str | None = None) -> Run:
-        """Run "Model report" for the branch's pull request, as GitHub would on a push to it."""
+    def report(self, branch: str, *, fork: str | None = None, act_args: Sequence[str] = ()) -> Run:
+        """Run "Model report" for the branch's pull request, as GitHub would on a push to it.
+
+        act_args go to act as they are, e.g. `--env STANDIN_CACHE=...` for a cache main saved.
+        """
         event = self.report_event(branch, fork)
         artifacts = self.root / f"artifacts-{self.runs + 1}"
-        done = self.act("pull_request", "model-report.yml", event, "--env", f"STANDIN_ARTIFACTS={artifacts}")
+        command = ("--env", f"STANDIN_ARTIFACTS={artifacts}", *act_args)
+        done = self.act("pull_request", "model-report.yml", event, *command)
         return Run(done.returncode, done.stdout + done.stderr, artifacts / "model-report")
 
     def report_and_post(self, branch: str) -> Run:

@@ -1,4 +1,4 @@
-"""benchmarks/run.py finds every benchmark, each has the `main(argv)` it calls, and act's step times read right."""
+"""benchmarks/run.py finds every benchmark module, each with the `main(argv)` it calls; act's step times read right."""
 
 import importlib.util
 import inspect
