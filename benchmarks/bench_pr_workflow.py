@@ -153,7 +153,8 @@ def in_a_clone(world: World, branch: str) -> dict:
     return result
 
 
-def median(runs: list[dict], key: str, step: str | None = None) -> float:
+def median(runs: list[dict], key: str = "whole", step: str | None = None) -> float:
+    """The median of a figure over runs: `key` of each run, or the seconds of one of its steps."""
     return statistics.median(run["steps"][step] if step else run[key] for run in runs)
 
 
@@ -183,8 +184,8 @@ def report(args: argparse.Namespace, size: int, first: dict, runs: dict[tuple[st
         f"{'MISSED' if trained else 'met'})"
     )
     columns = [(kind, side) for kind in ("noop", "retrain") for side in ("act", "plain")]
-    steps = [[step, *(f"{median(runs[key], '', step):.1f}" for key in columns)] for step in STEPS]
-    other = [whole[key] - sum(median(runs[key], "", step) for step in STEPS) for key in columns]
+    steps = [[step, *(f"{median(runs[key], step=step):.1f}" for key in columns)] for step in STEPS]
+    other = [whole[key] - sum(median(runs[key], step=step) for step in STEPS) for key in columns]
     steps.append(["act's own (start, workspace, stand-ins)", *(f"{seconds:.1f}" for seconds in other)])
     print(table(["step (median s)", "no-op act", "no-op plain", "retrain act", "retrain plain"], steps))
     retrain = runs["retrain", "act"]
@@ -201,7 +202,7 @@ def report(args: argparse.Namespace, size: int, first: dict, runs: dict[tuple[st
     cached = {kind: runs[kind, "cached"] for kind in ("noop", "retrain")}
     print(
         f"with main's DVC cache restored (ci.yml saves it on main; the tests restore none): no-op "
-        f"{whole['noop', 'cached']:.1f} s (data-check {median(cached['noop'], '', 'data-check'):.1f} s, stages run: "
+        f"{whole['noop', 'cached']:.1f} s (data-check {median(cached['noop'], step='data-check'):.1f} s, stages run: "
         f"{', '.join(cached['noop'][0]['stages']) or 'none'}), retrain {whole['retrain', 'cached']:.1f} s, "
         f"no-op / retrain {whole['noop', 'cached'] / whole['retrain', 'cached']:.2f}x"
     )
