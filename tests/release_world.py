@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from act_world import OWNER, PINS, POST_TOKEN, STANDINS, Background, World, make_world
 
+from act_world import OWNER, PINS, POST_TOKEN, STANDINS, Background, World, make_world
 from demo import free_port, sh
 from fake_github import webhook_example
 

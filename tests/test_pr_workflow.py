@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from act_world import POST_TOKEN, make_world, set_param
 
 pytestmark = pytest.mark.slow

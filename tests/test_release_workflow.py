@@ -12,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from act_world import set_param
-from release_world import ENVIRONMENTS, make_release_world, release_json
 
+from act_world import set_param
 from demo import first_test_instance, sh
+from release_world import ENVIRONMENTS, make_release_world, release_json
 
 pytestmark = pytest.mark.slow
 
