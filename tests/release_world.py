@@ -120,10 +120,16 @@ class ReleaseWorld:
         clone = self.checkout(sha)
         return self._run(self._command("push", "release.yml", self._push_event(sha)), clone)
 
-    def release_in_background(self, sha: str) -> Background:
-        """Start "Release" for the commit without waiting, in its own process group so it can be killed whole."""
+    def release_in_background(self, sha: str, runner: str = "") -> Background:
+        """Start "Release" for the commit without waiting, in its own process group so it can be killed whole.
+
+        A named runner gets a Python environment of its own, as two runners of one release would have; runs
+        on the same runner share one (act takes the last value given for a variable).
+        """
         clone = self.checkout(sha)
         command = self._command("push", "release.yml", self._push_event(sha))
+        if runner:
+            command += ["--env", f"STANDIN_VENV={self.world.root / f'standin-venv-{runner}'}"]
         log = self.world.root / f"release-{self.world.runs}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(

@@ -192,7 +192,7 @@ def test_two_merges_released_at_once_are_serialised_and_both_recorded(world):
     ensure_released(world)
     first = world.merge(set_param("  max_iter: ", "  max_iter: 1500  # was "), "Model A")
     second = world.merge(set_param("  max_iter: ", "  max_iter: 1600  # was "), "Model B")
-    runs = [world.release_in_background(sha) for sha in (first, second)]
+    runs = [world.release_in_background(first), world.release_in_background(second, runner="second")]
     codes = [run.process.wait(timeout=1500) for run in runs]
 
     assert codes == [0, 0], [run.log.read_text()[-3000:] for run in runs]
