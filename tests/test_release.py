@@ -84,7 +84,10 @@ class StandInTarget:
         self.servers: dict[str, ThreadingHTTPServer] = {}
         self.deploys: list[tuple[str, str]] = []
 
-    def deploy(self, environment, *, tag, archive, version, port, env=None, ready_timeout=120.0):
+    name = "stand-in"
+    needs_archive = True
+
+    def deploy(self, environment, *, tag, archive, version, port, env=None, ready_timeout=120.0, image=""):
         self.stop(environment)
         manifest = json.loads(Path(archive).read_text())
         self.deploys.append((environment, version))
@@ -337,7 +340,7 @@ def test_a_failure_before_staging_is_recorded_in_its_history(ctx):
 
 def test_the_command_line_names_a_bad_environment_in_one_sentence(ctx, capsys, monkeypatch):
     (Path.cwd() / "bentofile.yaml").write_text('service: "shop.service:Svc"\nname: shop\n')
-    monkeypatch.setattr(release.targets, "get_target", lambda name, project: ctx.target)
+    monkeypatch.setattr(release.targets, "for_release", lambda name, project, settings, branch: ctx.target)
     monkeypatch.setattr(release.store, "open_store", lambda url, project: ctx.store)
     ctx.store.add("v1")
     code = release.main(["--store", str(ctx.store.root), "promote", "--environment", "qa", "--version", "v1"])

@@ -69,6 +69,7 @@ class LocalTarget:
     """Serves a project's environments on this machine, one supervisor and one `bentoml serve` per environment."""
 
     name = "local"
+    needs_archive = True
 
     def __init__(self, project: str, home: Path | None = None, *, command: Sequence[str] | None = None) -> None:
         """command replaces `bentoml serve {tag} --host 127.0.0.1 --port {port}` ({tag}, {port} filled in)."""
@@ -96,15 +97,21 @@ class LocalTarget:
         environment: str,
         *,
         tag: str,
-        archive: Path,
+        archive: Path | None,
         version: str,
         port: int,
         env: Mapping[str, str] | None = None,
         ready_timeout: float = 120,
+        image: str = "",
     ) -> str:
-        """Serve the Bento tag as environment on port, replacing what served it; return its URL once ready."""
+        """Serve the Bento tag as environment on port, replacing what served it; return its URL once ready.
+
+        The archive is what this machine serves; a container image the release may name is not used here.
+        """
         directory = self.env_dir(environment)
         split_tag(tag)
+        if archive is None:
+            raise DeployError(f"the local target serves a Bento archive, and none was given for {environment}")
         if not 0 < port < 65536:
             raise DeployError(f"port {port} is not a TCP port, so {environment} cannot be served on it")
         self.check_outside_workspace()

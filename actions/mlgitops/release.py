@@ -71,8 +71,13 @@ class Context:
         manifest = self.store.manifest(version)
         folder = self.work / version
         folder.mkdir(parents=True, exist_ok=True)
-        archive = self.store.get(version, manifest["archive"], folder / manifest["archive"], digest=digest)
-        manifest["archive_path"] = str(archive)
+        if self.target.needs_archive:
+            archive = self.store.get(version, manifest["archive"], folder / manifest["archive"], digest=digest)
+            manifest["archive_path"] = str(archive)
+        elif digest and manifest.get("digest") != digest:
+            raise ReleaseError(
+                f"the store's release {version} has digest {manifest.get('digest')}, not the {digest} git recorded."
+            )
         for name in REFERENCE_FILES:
             self.store.get(version, name, folder / name)
         manifest["reference_dir"] = str(folder)
@@ -80,6 +85,8 @@ class Context:
 
     def port(self, environment: str) -> int:
         ports = self.settings["ports"]
+        if environment not in ports and self.target.name != "local":
+            return 0  # only the local target serves on a port of the runner's machine
         if environment not in ports:
             raise ReleaseError(f"mlgitops.release.ports in params.yaml names no port for {environment!r}.")
         return int(ports[environment])
@@ -88,10 +95,11 @@ class Context:
         return self.target.deploy(
             environment,
             tag=release["bento"],
-            archive=Path(release["archive_path"]),
+            archive=Path(release["archive_path"]) if release.get("archive_path") else None,
             version=release["version"],
             port=self.port(environment),
             ready_timeout=float(self.settings["ready_seconds"]),
+            image=release.get("image", ""),
         )
 
 
@@ -436,14 +444,15 @@ def context(args: argparse.Namespace) -> Iterator[Context]:
     project, package = project_names()
     settings = contract.load()
     release_settings = {**settings["release"], "max_majority_share": settings["report"]["max_majority_share"]}
+    branch = state.StateBranch(args.state_branch, args.remote)
     with tempfile.TemporaryDirectory(prefix="mlgitops-release-") as work:
         yield Context(
             project=project,
             package=package,
             settings=release_settings,
             store=store.open_store(args.store or store.default_url(), project),
-            target=targets.get_target(release_settings["target"], project),
-            branch=state.StateBranch(args.state_branch, args.remote),
+            target=targets.for_release(release_settings["target"], project, release_settings, branch),
+            branch=branch,
             work=Path(work),
             by=os.environ.get("GITHUB_ACTOR", ""),
         )
