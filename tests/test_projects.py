@@ -100,7 +100,7 @@ def served_penguins(tmp_path_factory):
 
 
 def test_served_bento_predicts_with_the_pinned_model(served):
-    project, env, _tag, url = served
+    project, env, tag, url = served
     meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
     status, answer = post(f"{url}/predict", {"instances": [first_test_instance(project, env)] * 3})
     assert status == 200, answer
@@ -110,6 +110,8 @@ def test_served_bento_predicts_with_the_pinned_model(served):
     status, info = post(f"{url}/model_info", {})
     assert status == 200
     assert info["sha256"] == meta["sha256"]
+    # The served Bento says which release it is: deploy targets wait for it during a rollout.
+    assert info["bento_version"] == tag.split(":")[1]
 
 
 @pytest.mark.parametrize(

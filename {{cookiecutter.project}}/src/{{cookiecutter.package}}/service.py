@@ -72,8 +72,10 @@ class Classifier:
 
     @bentoml.api
     def model_info(self) -> dict[str, Any]:
-        """The pinned model's tag, digest, family, classes and features."""
-        return {"tag": TAG, **{key: self.meta[key] for key in ("sha256", "family", "classes", "features")}}
+        """The pinned model's tag, digest, family, classes and features, and the version of the Bento serving it."""
+        about = {key: self.meta[key] for key in ("sha256", "family", "classes", "features")}
+        # A release is rolled out once its endpoint reports this version (the Bento's, set when BentoML serves one).
+        return {"tag": TAG, "bento_version": bentoml.server_context.bento_version, **about}
 
 
 Classifier.add_asgi_middleware(JsonOnly, paths=("/predict", "/model_info"))
