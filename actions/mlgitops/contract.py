@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
         "ports": {"staging": 3001, "production": 3000},
         "skew_tolerance": 0.001,
         "ready_seconds": 120,
+        # Where the `kubernetes` target pins each environment's image (one kustomize overlay per environment).
+        "kubernetes": {"overlays": "deploy/kubernetes/overlays"},
     },
 }
 # The newest version of each file format the two sides exchange that this kit reads.

@@ -216,7 +216,9 @@ def restore(environment: str, current: dict[str, Any], ctx: Context) -> str:
         ctx.target.stop(environment)
         return "nothing serves it (no earlier release)"
     serving = ctx.target.current(environment)
-    if serving and serving.get("alive") and serving.get("version") == live["version"]:
+    # A target that deploys images also says which one its configuration pins: it must be the live one's too.
+    pinned = serving.get("image", live.get("image")) == live.get("image") if serving else False
+    if serving and serving.get("alive") and serving.get("version") == live["version"] and pinned:
         return f"{live['version']} still serves it"
     release = ctx.fetch(live["version"], live.get("digest"))
     url, verified = try_release(environment, release, ctx)

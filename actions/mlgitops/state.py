@@ -95,6 +95,7 @@ def live_record(release: dict[str, Any], url: str, at: str, by: str, verified: d
         "bento": release["bento"],
         "model": release["model"],
         "digest": release["digest"],
+        **({"image": release["image"]} if release.get("image") else {}),
         "commit": release["commit"],
         "url": url,
         "at": at,
@@ -213,24 +214,59 @@ class StateBranch:
         `change` returns the new state, or None when there is nothing to write (no commit is made).
         Returns the state written (or read) and the commit made (None when none was).
         """
+        written: dict[str, Any] = {}
+
+        def edit(text: str | None, _parent: str) -> tuple[str, str] | None:
+            current = parse(text, environment)
+            new = change(current)
+            written.clear()
+            written.update(new if new is not None else current)
+            if new is None or render(new) == render(current):
+                return None
+            return render(new), message(current, new)
+
+        commit = self.update_file(path_of(environment), edit, what=f"the state of {environment}")
+        return written, commit
+
+    def update_file(
+        self, path: str, edit: Callable[[str | None, str], tuple[str, str] | None], *, what: str = ""
+    ) -> str | None:
+        """Replace one file of the branch by `edit(its text or None, parent commit)` -> (new text, commit message),
+        pushed as one commit; None from `edit` writes nothing. Retries on a fresher copy when another run pushed
+        first (compare-and-swap). Returns the commit made, or None."""
+        what = what or path
         for _ in range(PUSH_ATTEMPTS):
             parent = self.fetch()
-            current = self.read(environment, parent)
-            new = change(current)
-            if new is None or render(new) == render(current):
-                return current, None
+            shown = _git("show", f"{parent}:{path}", check=False)
+            edited = edit(shown.stdout if shown.returncode == 0 else None, parent)
+            if edited is None:
+                return None
+            text, subject = edited
             # [skip ci]: a state commit pushed with a token that does start workflows must not start a release.
-            text = f"{message(current, new)}\n\n[skip ci]"
-            commit = self._commit(parent, path_of(environment), render(new), text)
+            commit = self._commit(parent, path, text, f"{subject}\n\n[skip ci]")
             pushed = _git(
                 *_auth(self.remote), "push", "--quiet", self.remote, f"{commit}:refs/heads/{self.branch}", check=False
             )
             if pushed.returncode == 0:
                 _git("update-ref", self.ref, commit)
-                return new, commit
+                return commit
             if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr and "stale" not in pushed.stderr:
-                raise StateError(f"pushing the state of {environment} failed: {pushed.stderr.strip()[-300:]}")
-        raise StateError(f"the state of {environment} kept changing under this run; {PUSH_ATTEMPTS} pushes lost.")
+                raise StateError(f"pushing {what} failed: {pushed.stderr.strip()[-300:]}")
+        raise StateError(f"{what} kept changing under this run; {PUSH_ATTEMPTS} pushes lost.")
+
+    def last_change(self, path: str) -> tuple[str, str] | None:
+        """The newest commit of the branch that changed `path`, and its subject; None when none did."""
+        shown = _git("log", "-1", "--format=%H%x00%s", self.ref, "--", path, check=False).stdout.strip()
+        if not shown:
+            return None
+        commit, _, subject = shown.partition("\x00")
+        return commit, subject
+
+    @staticmethod
+    def show(commit: str, path: str) -> str | None:
+        """The file's text at the commit, or None when the commit has no such file."""
+        shown = _git("show", f"{commit}:{path}", check=False)
+        return shown.stdout if shown.returncode == 0 else None
 
     @staticmethod
     def _commit(parent: str, path: str, text: str, message: str) -> str:

@@ -51,7 +51,7 @@ class Target(Protocol):
 
 
 # name -> "module:class" inside this package, imported only when asked for.
-TARGETS = {"local": "local_target:LocalTarget"}
+TARGETS = {"local": "local_target:LocalTarget", "kubernetes": "kubernetes_target:KubernetesTarget"}
 
 
 def target_class(name: str) -> Any:
