@@ -20,6 +20,8 @@ import pytest
 from demo import bake, post, project_env, serve, sh
 from mlgitops import package
 
+STANDINS = Path(__file__).parent / "standins"
+
 COMMIT_TIME = "2025-03-14T09:26:53+00:00"
 EPOCH = 1741944413  # COMMIT_TIME as a Unix time
 
@@ -615,3 +617,29 @@ def test_package_step_refuses_a_release_that_fails_its_smoke_test(baked, tmp_pat
     [error] = [line for line in result.stdout.splitlines() if line.startswith("::error")]
     assert reason in error.replace("%25", "%"), error  # the runner decodes the annotation's escapes
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("release.json"))
+
+
+@pytest.mark.slow
+def test_the_image_step_pushes_the_bento_and_pins_the_digest_the_registry_returned(packaged, tmp_path):
+    # Given a packaged Bento, and the docker stand-in with its registry first on PATH
+    project, env, _store, release = packaged
+    env = {**env, "PATH": f"{STANDINS / 'docker'}{os.pathsep}{env['PATH']}", "STANDIN_REGISTRY": str(tmp_path / "reg")}
+    code = "import sys; from mlgitops.package import push_image; print(push_image(*sys.argv[1:]))"
+    # When the image step containerizes it with bentoml and pushes it
+    image = sh([sys.executable, "-c", code, release["bento"], "ghcr.io/octo/shop", release["version"]], project, env)
+    # Then the release's image is the pushed one, pinned by the digest the push printed
+    pushed = json.loads((tmp_path / "reg" / "pushed.jsonl").read_text(encoding="utf-8"))
+    assert pushed["reference"] == f"ghcr.io/octo/shop:{release['version']}"
+    assert image.strip().splitlines()[-1] == f"ghcr.io/octo/shop@{pushed['digest']}"
+    # and the image holds the Bento with its model: it imports into an empty BentoML home
+    blob = tmp_path / "reg" / "blobs" / (pushed["digest"].replace(":", "-") + ".bento")
+    fresh = {**env, "BENTOML_HOME": str(tmp_path / "fresh")}
+    sh(["bentoml", "import", str(blob)], tmp_path, fresh)
+    assert release["bento"] in sh(["bentoml", "list", "-o", "json"], tmp_path, fresh)
+    assert release["model"].split(":")[1] in sh(["bentoml", "models", "list", "-o", "json"], tmp_path, fresh)
+
+
+def test_an_image_repository_that_registries_refuse_is_refused_in_one_sentence():
+    assert package.image_repository("GHCR.io/Octo/Shop") == "ghcr.io/octo/shop"
+    with pytest.raises(package.PackageError, match=r"'ghcr.io/octo/shop:v1' is not an image repository"):
+        package.image_repository("ghcr.io/octo/shop:v1")

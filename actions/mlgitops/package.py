@@ -68,6 +68,13 @@ SKEW_TOLERANCE = 0.001
 READY_SECONDS = 120.0
 
 
+# REGISTRY[:PORT]/PATH in lower case, as `docker push` accepts it (the tag is the release version).
+IMAGE_REPOSITORY = re.compile(
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\.[a-z0-9-]+)*(?::[0-9]+)?"  # registry host and port
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+"  # path components
+)
+
+
 class PackageError(RuntimeError):
     """A reason the package step cannot release this commit, in one sentence."""
 
@@ -245,6 +252,26 @@ def export(tag: str, archive: Path) -> str:
     if not archive.is_file():
         raise PackageError(f"bentoml export wrote no {archive.name}.")
     return f"sha256:{sha256_file(archive)}"
+
+
+def image_repository(repository: str) -> str:
+    """The image repository as registries name it (lower case), refused in one sentence when it is not one."""
+    name = repository.strip().lower()
+    if not IMAGE_REPOSITORY.fullmatch(name):
+        raise PackageError(f"{repository!r} is not an image repository (REGISTRY/NAME, e.g. ghcr.io/owner/project).")
+    return name
+
+
+def push_image(bento: str, repository: str, version: str) -> str:
+    """Build the Bento's container image, push it, and return it pinned by the digest the registry gave it."""
+    reference = f"{repository}:{version}"
+    run(python("bentoml", "containerize", bento, "--image-tag", reference), "bentoml containerize", timeout=3600)
+    pushed = run(["docker", "push", reference], "docker push", timeout=1800)
+    # The digest exists only once the registry has the image: `docker push` prints `TAG: digest: sha256:HEX size: N`.
+    found = re.findall(r"digest: (sha256:[0-9a-f]{64})", pushed)
+    if not found:
+        raise PackageError(f"docker push {reference} printed no digest, so the image cannot be pinned.")
+    return f"{repository}@{found[-1]}"
 
 
 def write_sbom(target: Path) -> int:
@@ -499,6 +526,7 @@ def release_record(
     smoke: dict[str, Any],
     facts: dict[str, Any],
     created_at: str,
+    image: str = "",
 ) -> dict[str, Any]:
     """release.json: what was released, from which commit, data and parameters, and what its checks measured."""
     return {
@@ -510,6 +538,7 @@ def release_record(
         "model": model,
         "archive": archive_name(project, version),
         "digest": digest,
+        **({"image": image} if image else {}),
         "model_sha256": model_sha256,
         "committed_model_sha256": committed_model_sha256,
         "metric": {
@@ -715,6 +744,7 @@ class Options:
     store: str = ""
     version: str = ""
     commit: str = ""
+    image_repository: str = ""
 
 
 def clear(out: Path) -> None:
@@ -727,7 +757,7 @@ def clear(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build(project: Project, version: str, commit: str, out: Path) -> dict[str, Any]:
+def build(project: Project, version: str, commit: str, out: Path, repository: str = "") -> dict[str, Any]:
     """Reproduce, build, export, smoke-test and describe the release into the release folder."""
     warnings: list[str] = []
     seconds: dict[str, float] = {}
@@ -756,6 +786,10 @@ def build(project: Project, version: str, commit: str, out: Path) -> dict[str, A
     lap("reference")
     smoke = smoke_test(project, archive, bento, model, out / REFERENCE)
     lap("smoke")
+    # Only a Bento that passed its smoke test becomes an image; its registry digest is the release's image.
+    image = push_image(bento, repository, version) if repository else ""
+    if image:
+        lap("image")
     components = write_sbom(out / SBOM_FILE)
     lap("sbom")
     release = release_record(
@@ -771,6 +805,7 @@ def build(project: Project, version: str, commit: str, out: Path) -> dict[str, A
         smoke=smoke,
         facts=gather_facts(project, warnings) | {"sbom_components": components, "seconds": seconds},
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        image=image,
     )
     (out / CARD_FILE).write_text(model_card(release), encoding="utf-8")
     return release
@@ -787,9 +822,16 @@ def package(options: Options) -> tuple[dict[str, Any], bool]:
     clear(options.out)
     with store_errors(f"look for release {version}"):
         stored = store is not None and store.has(version)
+    repository = image_repository(options.image_repository) if options.image_repository else ""
     if stored:
-        return reuse(store, version, commit, options.out), True
-    release = build(project, version, commit, options.out)
+        release = reuse(store, version, commit, options.out)
+        if repository and not str(release.get("image", "")).startswith(f"{repository}@"):
+            raise PackageError(
+                f"release {version} is stored without an image in {repository}; an immutable release is not "
+                "changed: package another version."
+            )
+        return release, True
+    release = build(project, version, commit, options.out, repository)
     release.setdefault("seconds", {})["total"] = round(time.perf_counter() - started, 2)
     # Written last: a release folder with a release.json is a complete one.
     (options.out / RELEASE_FILE).write_text(json.dumps(release, indent=2) + "\n", encoding="utf-8")
@@ -837,6 +879,7 @@ def render(release: dict[str, Any], reused: bool, stored: bool) -> str:
                 ["Bento", md.code(release["bento"])],
                 ["model", md.code(release["model"])],
                 ["archive", f"{md.code(release['archive'])} {md.code(release['digest'])}"],
+                *([["image", md.code(release["image"])]] if release.get("image") else []),
                 ["commit", md.code(release["commit"])],
             ],
         ),
@@ -853,9 +896,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", default="", help="release version (default: from the commit's time and hash)")
     parser.add_argument("--commit", default="", help="commit to package; must be the one checked out (default: HEAD)")
+    parser.add_argument(
+        "--image-repository", default="", help="also build the container image and push it there (REGISTRY/NAME)"
+    )
     args = parser.parse_args(argv)
+    options = Options(args.out, args.store, args.version, args.commit, args.image_repository)
     try:
-        release, reused = package(Options(out=args.out, store=args.store, version=args.version, commit=args.commit))
+        release, reused = package(options)
     except PackageError as err:
         gha.set_output("failure", str(err))
         gha.annotate("error", str(err), title="package")
@@ -871,6 +918,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "digest": release["digest"],
         "archive": str(args.out / release["archive"]),
         "release-dir": str(args.out),
+        "image": release.get("image", ""),
     }
     for name, value in outputs.items():
         gha.set_output(name, value)
