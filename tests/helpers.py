@@ -73,7 +73,7 @@ FILE_OPTIONS = {
 }
 
 
-# deploy_target changes files too (only `local` has release workflows so far); it rotates through the
+# deploy_target changes files too (the deploy manifests and the release workflows' jobs); it rotates through the
 # combinations instead of multiplying them, and `local` meets both action sources.
 MATRIX = [
     {

@@ -44,6 +44,8 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
         ".pre-commit-config.yaml",
         ".github/dependabot.yml",
         ".github/workflows/ci.yml",
+        ".github/workflows/release.yml",
+        ".github/workflows/rollback.yml",
         ".github/workflows/model-report.yml",
         ".github/workflows/post-model-report.yml",
         "Makefile",
@@ -87,8 +89,6 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
         files.add("LICENSE")
     if options["dataset"] == "csv":
         files.add("data/raw/dataset.csv")
-    if options["deploy_target"] == "local":
-        files |= {".github/workflows/release.yml", ".github/workflows/rollback.yml"}
     if options["actions_source"] == "vendored":
         root = Path(__file__).resolve().parents[1] / "actions"
         files.add(".github/zizmor.yml")

@@ -294,7 +294,7 @@ def test_generated_ci_workflow_runs_under_act(tmp_path, baked_default):
     assert result.returncode == 0, log[-5000:]
     for step in ("Run pre-commit hooks", "Run tests", "Reproduce the pipeline"):
         assert f"Success - Main {step}" in log, step
-    # With the local target the release workflow packages main's Bento, once: CI on main builds none.
+    # The release workflow packages main's Bento, once: CI on main builds none.
     assert "Main Build the Bento" not in log
     assert not list((tmp_path / "bentoml").glob("bentos/*/*"))
     assert log.count("Job succeeded") == 2
