@@ -47,6 +47,8 @@ class ReleaseWorld:
     home: Path
     store: Path
     attestations: Path
+    # act arguments a deploy target's stand-ins need (their PATH, variables, secrets).
+    extra: tuple[str, ...] = ()
 
     @property
     def project(self) -> Path:
@@ -98,7 +100,7 @@ class ReleaseWorld:
         command += ["--var", f"RELEASE_STORE={self.store}", "-s", f"GITHUB_TOKEN={POST_TOKEN}"]
         attest = "actions/attest-build-provenance"
         command += ["--local-repository", f"{attest}@{PINS[attest]}={STANDINS / 'attest-build-provenance'}"]
-        return command
+        return command + list(self.extra)
 
     def _push_event(self, sha: str) -> dict[str, Any]:
         event = webhook_example("push")
@@ -203,8 +205,9 @@ def make_release_world(root: Path, **answers: object) -> Iterator[ReleaseWorld]:
             GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{origin}.insteadOf", GIT_CONFIG_VALUE_0=github_url
         )
         world.git("remote", "set-url", "origin", github_url)
-        use_free_ports(world.project)
-        world.git("commit", "-qam", "Serve staging and production on free ports")
+        if answers.get("deploy_target", "local") == "local":
+            use_free_ports(world.project)
+            world.git("commit", "-qam", "Serve staging and production on free ports")
         world.git("push", "-q", "origin", "main")
         release_world = ReleaseWorld(world, origin, root / "home", root / "store", root / "attestations.txt")
         try:

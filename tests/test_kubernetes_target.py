@@ -241,3 +241,9 @@ def test_an_overlay_without_the_base_image_entry_is_refused(ctx, monkeypatch):
     text = OVERLAY.format(environment="staging").replace("name: shop", "name: other")
     with pytest.raises(targets.DeployError, match="has no `images` entry named 'shop'"):
         kubernetes_target.pin(text, "shop", image("v1"), "deploy/k8s/staging/kustomization.yaml")
+
+
+def test_one_url_with_the_environment_in_it_serves_every_environment(monkeypatch):
+    monkeypatch.setenv("MLGITOPS_URL", "https://{environment}.models.example.com/ ")
+    assert kubernetes_target.environment_url("staging") == "https://staging.models.example.com"
+    assert kubernetes_target.environment_url("production") == "https://production.models.example.com"

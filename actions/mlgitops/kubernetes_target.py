@@ -103,6 +103,12 @@ def get_json(url: str, payload: Any = None, timeout: float = 10) -> tuple[int, A
         return status, None
 
 
+def environment_url(environment: str) -> str:
+    """The environment's URL from the job's environment; `{environment}` in it is replaced by the environment's
+    name, so one variable can serve every environment (https://{environment}.models.example.com)."""
+    return os.environ.get(URL_VARIABLE, "").strip().rstrip("/").replace("{environment}", environment)
+
+
 def served_version(url: str) -> tuple[str | None, str]:
     """The Bento version the URL serves when it is ready, else None; and what was seen, for an error message."""
     status, _ = get_json(f"{url}/readyz")
@@ -140,7 +146,7 @@ class KubernetesTarget:
 
     def url(self, environment: str) -> str:
         """The environment's URL, from the job's environment (a variable of the GitHub environment)."""
-        url = os.environ.get(URL_VARIABLE, "").rstrip("/")
+        url = environment_url(environment)
         if not url.startswith(("http://", "https://")):
             raise DeployError(
                 f"{environment} has no URL to verify a release at: set {URL_VARIABLE} (the release action's `url`, "
@@ -216,7 +222,7 @@ class KubernetesTarget:
         image = pinned_image(text, self.image_name)
         if image is None:
             return None
-        url = os.environ.get(URL_VARIABLE, "").rstrip("/")
+        url = environment_url(environment)
         version, _ = served_version(url) if url else (None, "")
         return {"image": image, "version": version, "alive": version is not None, "url": url, "status": "pinned"}
 
