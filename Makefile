@@ -19,7 +19,8 @@ $(VENV)/.installed: requirements/dev.txt
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements/dev.txt
 	touch $@
 
-# GitHub's OpenAPI description and webhook examples, which the tests' stand-in for GitHub checks against.
+# GitHub's OpenAPI description and webhook examples, which the tests' stand-in for GitHub checks against, and
+# the Argo CD and Flux models whose validators check the generated Kubernetes manifests.
 tests/node_modules/.installed: tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error
 	touch $@

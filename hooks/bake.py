@@ -22,6 +22,17 @@ SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 ACTIONS_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}@[0-9a-f]{40}$")
+# OWNER/NAME on GitHub, narrowed to what a container registry also takes once lowercased (ghcr.io/owner/name):
+# letters and digits, joined in the owner by hyphens, in the name also by `.`, `_` or `__`.
+GITHUB_REPOSITORY = re.compile(
+    r"^(?P<owner>[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*)/(?P<name>[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*)$"
+)
+# Kubernetes names the kubernetes target derives from the project: the namespace `<project>-<environment>` is a
+# DNS label of at most 63 characters.
+ENVIRONMENTS = tuple(contract.DEFAULTS["release"]["environments"])
+KUBERNETES_PROJECT_MAX = 63 - 1 - max(len(environment) for environment in ENVIRONMENTS)
+# Words YAML 1.1 parsers (PyYAML, and Go's yaml.v2 behind Kubernetes tools) read as booleans or null, not names.
+YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 CSV_MAX_BYTES = 100 * 1024 * 1024
 # The generated project's data_check.min_rows, so an accepted CSV passes its own check.
 CSV_MIN_ROWS = int(contract.DEFAULTS["data_check"]["min_rows"])
@@ -113,12 +124,40 @@ def validate(answers: dict) -> None:
             "actions_source must be 'vendored' or OWNER/REPO@SHA naming a copy of the actions you control "
             f"at a full 40-character commit SHA (a tag can be moved), got {source!r}."
         )
+    validate_github_repository(answers["github_repository"])
+    if answers["deploy_target"] == "kubernetes":
+        validate_kubernetes_names(project)
     if answers["dataset"] == "csv":
         path = Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None
         validate_csv(path, answers["target_column"], float(answers["_test_size"]))
     elif answers["csv_path"]:
         raise AnswerError(
             f"csv_path is set but dataset is {answers['dataset']!r}; choose dataset 'csv' or leave csv_path empty."
+        )
+
+
+def validate_github_repository(repository: str) -> None:
+    """Check that the answer names a repository on GitHub as OWNER/NAME, usable as an image name too."""
+    matched = GITHUB_REPOSITORY.match(repository)
+    if not matched or len(matched["owner"]) > 39 or len(matched["name"]) > 100:
+        raise AnswerError(
+            "github_repository must be OWNER/NAME of the project's repository on GitHub: letters and digits, "
+            f"joined by hyphens (and in the name also by '.' or '_'), got {repository!r}."
+        )
+    if matched["name"].lower().endswith(".git"):
+        raise AnswerError(f"github_repository names the repository without '.git', got {repository!r}.")
+
+
+def validate_kubernetes_names(project: str) -> None:
+    """Check that the names the Kubernetes manifests derive from the project are valid there."""
+    if len(project) > KUBERNETES_PROJECT_MAX:
+        raise AnswerError(
+            f"project must be at most {KUBERNETES_PROJECT_MAX} characters for deploy_target 'kubernetes', as its "
+            f"namespaces {project}-<environment> must fit Kubernetes' 63, got {len(project)}."
+        )
+    if project in YAML_WORDS:
+        raise AnswerError(
+            f"project {project!r} reads as a boolean or null in Kubernetes manifests (YAML 1.1); pick another name."
         )
 
 
@@ -270,8 +309,15 @@ def first_run(project_dir: Path) -> bool:
     return True
 
 
+def drop_unused(answers: dict, project_dir: Path) -> None:
+    """Remove the folders the answers do not use: cookiecutter skips a file whose name renders empty, not a folder."""
+    if answers["deploy_target"] != "kubernetes":
+        shutil.rmtree(project_dir / "deploy", ignore_errors=True)
+
+
 def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
-    """Hook entry point: bring in the data and actions, init git, reproduce the baseline, commit."""
+    """Hook entry point: drop unused files, bring in the data and actions, init git, reproduce the baseline, commit."""
+    drop_unused(answers, project_dir)
     if answers["dataset"] == "csv":
         target = project_dir / "data" / "raw" / "dataset.csv"
         target.parent.mkdir(parents=True, exist_ok=True)

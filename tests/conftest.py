@@ -61,6 +61,7 @@ def answers() -> dict:
     defaults = {k: (v[0] if isinstance(v, list) else v) for k, v in COOKIECUTTER_JSON.items() if not k.startswith("__")}
     defaults["project"] = "cancer-classifier"
     defaults["package"] = "cancer_classifier"
+    defaults["github_repository"] = "your-name/cancer-classifier"
     defaults["_cookiecutter"] = COOKIECUTTER_JSON
     defaults["_repo_dir"] = str(ROOT)
     return defaults

@@ -89,6 +89,18 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
         files.add("LICENSE")
     if options["dataset"] == "csv":
         files.add("data/raw/dataset.csv")
+    if options["deploy_target"] == "kubernetes":
+        files |= {"tests/test_deploy.py", "deploy/flux/source.yaml"}
+        for environment in ("staging", "production"):
+            files |= {
+                f"deploy/argocd/{environment}.yaml",
+                f"deploy/flux/{environment}.yaml",
+                f"deploy/kubernetes/overlays/{environment}/kustomization.yaml",
+            }
+        files |= {
+            f"deploy/kubernetes/base/{name}.yaml"
+            for name in ("kustomization", "namespace", "deployment", "service", "poddisruptionbudget")
+        }
     if options["actions_source"] == "vendored":
         root = Path(__file__).resolve().parents[1] / "actions"
         files.add(".github/zizmor.yml")
@@ -215,6 +227,14 @@ def test_hostile_no_input_answers_give_valid_files(cookies, text):
     assert_text_is_data(result.project_path, result.context["description"])
 
 
+def test_default_github_repository_is_the_author_slug_cut_to_a_github_login(fast_bake):
+    # Given an author name longer than a GitHub login (39 characters) and no github_repository answer,
+    project = fast_bake(author_name="Machine Learning Platform Team at Example Corporation", deploy_target="kubernetes")
+    # then the default is the name's slug cut at a word to fit, and the bake accepts it.
+    source = yaml.safe_load((project / "deploy/flux/source.yaml").read_text(encoding="utf-8"))
+    assert source["spec"]["url"] == "https://github.com/machine-learning-platform-team-at/cancer-classifier.git"
+
+
 def test_hostile_csv_target_name_stays_data(fast_bake, tmp_path):
     target = 'label "quoted" \\ ünï: x'
     path = tmp_path / "odd.csv"
@@ -230,6 +250,7 @@ def test_hostile_csv_target_name_stays_data(fast_bake, tmp_path):
         ({"project_name": "line\nbreak"}, "project_name must be a single line"),
         ({"package": "import"}, "would shadow a Python keyword"),
         ({"dataset": "csv", "csv_path": "/no/such/file.csv"}, "is not a readable file"),
+        ({"github_repository": "github.com/octo/x"}, "github_repository must be OWNER/NAME"),
     ],
 )
 def test_bad_answer_stops_the_bake_with_its_reason_and_writes_nothing(cookies, capfd, answers, message):

@@ -44,6 +44,15 @@ def test_hostile_single_line_text_is_accepted_as_data(answers, field, text):
         ({"actions_source": "github.com/x/y"}, "actions_source must be 'vendored'"),
         ({"dataset": "csv"}, "dataset 'csv' needs csv_path"),
         ({"csv_path": "data.csv"}, "csv_path is set but dataset is 'breast_cancer'"),
+        ({"github_repository": "cancer-classifier"}, "github_repository must be OWNER/NAME"),
+        ({"github_repository": "https://github.com/octo/x"}, "github_repository must be OWNER/NAME"),
+        ({"github_repository": "octo/x y"}, "github_repository must be OWNER/NAME"),
+        ({"github_repository": "-octo/x"}, "github_repository must be OWNER/NAME"),
+        ({"github_repository": "octo/x/"}, "github_repository must be OWNER/NAME"),
+        ({"github_repository": "a" * 40 + "/x"}, "github_repository must be OWNER/NAME"),
+        ({"github_repository": "octo/x.git"}, "github_repository names the repository without '.git'"),
+        ({"deploy_target": "kubernetes", "project": "p" * 53}, "project must be at most 52 characters"),
+        ({"deploy_target": "kubernetes", "project": "yes"}, "project 'yes' reads as a boolean or null"),
     ],
 )
 def test_bad_answer_is_rejected_with_one_sentence(answers, change, message):
@@ -52,6 +61,17 @@ def test_bad_answer_is_rejected_with_one_sentence(answers, change, message):
     text = str(caught.value)
     assert "\n" not in text
     assert text.endswith(".")
+
+
+@pytest.mark.parametrize("repository", ["octo/cancer-classifier", "Octo-Org/ML_models.v2", "a" * 39 + "/" + "b" * 100])
+def test_github_repository_of_owner_and_name_is_accepted(answers, repository):
+    bake.validate({**answers, "deploy_target": "kubernetes", "github_repository": repository})
+
+
+def test_kubernetes_names_bind_only_kubernetes_projects(answers):
+    # A long project name fits everywhere but a Kubernetes namespace `<project>-production`.
+    bake.validate({**answers, "deploy_target": "local", "project": "p" * 64})
+    bake.validate({**answers, "deploy_target": "kubernetes", "project": "p" * 52})
 
 
 def test_actions_from_a_repository_pinned_by_sha_are_accepted(answers):
@@ -147,6 +167,19 @@ def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers
     assert "a baseline CI reproduces from their base commit" in note
     log = bake.subprocess.run(["git", "log", "--format=%s"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert log.strip() == "Create project from template"
+
+
+@pytest.mark.parametrize("target", ["local", "kubernetes", "bentocloud"])
+def test_post_gen_keeps_the_deploy_folder_only_for_kubernetes(answers, tmp_path, monkeypatch, target):
+    # Given a rendered project with its deploy/ folder (cookiecutter cannot skip a folder by its name),
+    monkeypatch.setattr(bake, "can_reproduce", lambda: False)
+    (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
+    (tmp_path / "deploy" / "kubernetes").mkdir(parents=True)
+    (tmp_path / "deploy" / "kubernetes" / "kustomization.yaml").write_text("resources: []\n", encoding="utf-8")
+    # when the post-generation hook runs,
+    assert bake.post_gen({**answers, "deploy_target": target, "actions_source": "o/r@" + "a" * 40}, tmp_path, ROOT) == 0
+    # then only a kubernetes project keeps it.
+    assert (tmp_path / "deploy").exists() == (target == "kubernetes")
 
 
 def test_post_gen_keeps_the_project_when_the_first_run_fails(answers, tmp_path, monkeypatch, capsys):
