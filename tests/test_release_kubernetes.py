@@ -93,7 +93,7 @@ def test_a_rollback_reverts_the_overlay_commit_and_production_serves_the_previou
     assert show(world, "production") == overlay_v1
     commits = world.commits()
     assert commits[:2] == [f"Roll back production from {v2} to {v1}", f'Revert "Deploy {v2} to production"']
-    assert world.history("production") == [(v1, "live"), (v2, "rolled-back")]
+    assert world.history("production") == [(v1, "replaced"), (v2, "rolled-back"), (v1, "live")]
     assert world.state("production")["history"][-1]["reason"].startswith("rollback: conversion dropped")
     # and the cluster, synced from git, serves v1 there again
     assert cluster.images["production"] == release_json(world, v1)["image"]
