@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import COOKIECUTTER_JSON, ROOT, SHA
+from helpers import COOKIECUTTER_JSON, MATRIX, ROOT, SHA, matrix_id, options_context
 
 
 def lint(target: Path) -> None:
@@ -41,9 +41,11 @@ def test_baked_workflows_are_clean(shared_bake, source, python):
     assert f'python-version: "{python}"' in (project / ".github/workflows/ci.yml").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("target", COOKIECUTTER_JSON["deploy_target"][1:])
-def test_baked_workflows_of_other_deploy_targets_are_clean(fast_bake, target):
-    lint(fast_bake(deploy_target=target))
+@pytest.mark.parametrize(
+    "options", [options for options in MATRIX if options["deploy_target"] != "local"], ids=matrix_id
+)
+def test_baked_workflows_of_every_kubernetes_and_bentocloud_combination_are_clean(shared_bake, churn_csv, options):
+    lint(shared_bake(**options_context(options, churn_csv)))
 
 
 def test_linters_do_catch_template_injection(fast_bake):
