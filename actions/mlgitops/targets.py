@@ -51,7 +51,11 @@ class Target(Protocol):
 
 
 # name -> "module:class" inside this package, imported only when asked for.
-TARGETS = {"local": "local_target:LocalTarget", "kubernetes": "kubernetes_target:KubernetesTarget"}
+TARGETS = {
+    "local": "local_target:LocalTarget",
+    "kubernetes": "kubernetes_target:KubernetesTarget",
+    "bentocloud": "bentocloud_target:BentoCloudTarget",
+}
 
 
 def target_class(name: str) -> Any:
