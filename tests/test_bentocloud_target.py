@@ -9,12 +9,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from standins.bentocloud import StandinBentoCloud
 
 from demo import post, project_env, sh
 from helpers import copy_project
 from mlgitops.bentocloud_target import DEFAULT_ENDPOINT, BentoCloud, BentoCloudTarget
 from mlgitops.targets import DeployError, Target, get_target
+from standins.bentocloud import StandinBentoCloud
 
 TOKEN = f"standin-{uuid.uuid4().hex}"
 DEPLOYMENT = "cancer-classifier-staging"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from release_standins import SCORE, FolderStore, Served, git
 
 from mlgitops import kubernetes_target, release, state, targets
+from release_standins import SCORE, FolderStore, Served, git
 
 OVERLAY = """\
 # Written by hand once; the release workflow pins the image below on every release.
@@ -245,5 +245,5 @@ def test_an_overlay_without_the_base_image_entry_is_refused(ctx, monkeypatch):
 
 def test_one_url_with_the_environment_in_it_serves_every_environment(monkeypatch):
     monkeypatch.setenv("MLGITOPS_URL", "https://{environment}.models.example.com/ ")
-    assert kubernetes_target.environment_url("staging") == "https://staging.models.example.com"
-    assert kubernetes_target.environment_url("production") == "https://production.models.example.com"
+    assert targets.environment_url("staging") == "https://staging.models.example.com"
+    assert targets.environment_url("production") == "https://production.models.example.com"

@@ -352,7 +352,10 @@ def test_a_bento_that_cannot_be_imported_leaves_the_current_release_serving(targ
             lambda t: t.current("bentoml"),
             "environment 'bentoml' is not available: the Bento store of {root} uses that name",
         ),
-        (lambda t: get_target("heroku", "demo"), "unknown deploy target 'heroku': this kit deploys to local"),
+        (
+            lambda t: get_target("heroku", "demo"),
+            "unknown deploy target 'heroku': this kit deploys to bentocloud, kubernetes, local",
+        ),
     ],
     ids=["environment", "tag", "port", "store-name", "target"],
 )

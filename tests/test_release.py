@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from release_standins import LABELS, SCORE, FolderStore, Served, git
 
 from mlgitops import release, state, targets
+from release_standins import LABELS, SCORE, FolderStore, Served, git
 
 
 class StandInTarget:

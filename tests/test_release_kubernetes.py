@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from standin_cluster import StandInCluster
 
 from act_world import STANDINS, set_param
 from demo import first_test_instance
 from release_world import ENVIRONMENTS, ReleaseWorld, make_release_world, release_json
+from standin_cluster import StandInCluster
 
 pytestmark = pytest.mark.slow
 

@@ -29,9 +29,8 @@ from typing import Any
 from . import supervisor
 
 # The same URL rule and version probe as the kubernetes target: MLGITOPS_URL means one thing for every target.
-from .kubernetes_target import URL_VARIABLE, environment_url, get_json, served_version
 from .local_target import split_tag
-from .targets import DeployError
+from .targets import URL_VARIABLE, DeployError, environment_url, get_json, served_version
 
 API_KEY = "BENTO_CLOUD_API_KEY"
 ENDPOINT = "BENTO_CLOUD_API_ENDPOINT"

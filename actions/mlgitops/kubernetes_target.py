@@ -11,12 +11,8 @@ version on every one of several consecutive requests (old and new pods answer si
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,10 +20,9 @@ from typing import Any
 import yaml
 
 from .state import StateBranch
-from .targets import DeployError
+from .targets import URL_VARIABLE, DeployError, environment_url, served_version
 
 OVERLAYS = "deploy/kubernetes/overlays"
-URL_VARIABLE = "MLGITOPS_URL"
 IMAGE = re.compile(r"(?P<repository>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})")
 # Answers in a row that must report the new version before the rollout counts as done.
 SETTLED = 3
@@ -84,39 +79,6 @@ def pin(text: str, name: str, image: str, where: str) -> str:
     entry.pop("newTag", None)
     entry["newName"], entry["digest"] = matched["repository"], matched["digest"]
     return comment + yaml.safe_dump(document, sort_keys=False, width=100)
-
-
-def get_json(url: str, payload: Any = None, timeout: float = 10) -> tuple[int, Any]:
-    """GET (no payload) or POST JSON; the status and decoded answer (0 and the reason when nothing answered)."""
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body, status = response.read(), response.status
-    except urllib.error.HTTPError as err:
-        body, status = err.read(), err.code
-    except (OSError, urllib.error.URLError) as err:
-        return 0, str(getattr(err, "reason", err))
-    try:
-        return status, json.loads(body) if body else None
-    except json.JSONDecodeError:
-        return status, None
-
-
-def environment_url(environment: str) -> str:
-    """The environment's URL from the job's environment; `{environment}` in it is replaced by the environment's
-    name, so one variable can serve every environment (https://{environment}.models.example.com)."""
-    return os.environ.get(URL_VARIABLE, "").strip().rstrip("/").replace("{environment}", environment)
-
-
-def served_version(url: str) -> tuple[str | None, str]:
-    """The Bento version the URL serves when it is ready, else None; and what was seen, for an error message."""
-    status, _ = get_json(f"{url}/readyz")
-    if status != 200:
-        return None, f"/readyz answered {status or 'nothing'}"
-    status, info = get_json(f"{url}/model_info", {})
-    version = info.get("bento_version") if isinstance(info, dict) else None
-    return (version if status == 200 else None), f"it serves version {version!r}"
 
 
 class KubernetesTarget:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+# The environment's URL where a target that does not serve on the runner verifies a release.
+URL_VARIABLE = "MLGITOPS_URL"
 
 
 class DeployError(Exception):
@@ -79,3 +86,39 @@ def for_release(name: str, project: str, settings: Mapping[str, Any], branch: An
     configure = getattr(cls, "from_settings", None)
     target: Target = configure(project, settings, branch) if configure else cls(project)
     return target
+
+
+# --- what every target that serves elsewhere asks of the environment's URL ---
+
+
+def get_json(url: str, payload: Any = None, timeout: float = 10) -> tuple[int, Any]:
+    """GET (no payload) or POST JSON; the status and decoded answer (0 and the reason when nothing answered)."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body, status = response.read(), response.status
+    except urllib.error.HTTPError as err:
+        body, status = err.read(), err.code
+    except (OSError, urllib.error.URLError) as err:
+        return 0, str(getattr(err, "reason", err))
+    try:
+        return status, json.loads(body) if body else None
+    except json.JSONDecodeError:
+        return status, None
+
+
+def environment_url(environment: str) -> str:
+    """The environment's URL from the job's environment; `{environment}` in it is replaced by the environment's
+    name, so one variable can serve every environment (https://{environment}.models.example.com)."""
+    return os.environ.get(URL_VARIABLE, "").strip().rstrip("/").replace("{environment}", environment)
+
+
+def served_version(url: str) -> tuple[str | None, str]:
+    """The Bento version the URL serves when it is ready, else None; and what was seen, for an error message."""
+    status, _ = get_json(f"{url}/readyz")
+    if status != 200:
+        return None, f"/readyz answered {status or 'nothing'}"
+    status, info = get_json(f"{url}/model_info", {})
+    version = info.get("bento_version") if isinstance(info, dict) else None
+    return (version if status == 200 else None), f"it serves version {version!r}"
