@@ -209,9 +209,9 @@ def test_a_bento_that_crashes_on_start_fails_the_deploy_naming_the_environment_a
 ):
     # Given staging serves a release
     _, version = ensure_serving(target, bentos)
-    # When a Bento whose service raises as it starts is deployed (BentoCloud gives up on it sooner here)
+    # When a Bento whose service raises as it starts is deployed
     with monkeypatch.context() as patched, pytest.raises(DeployError) as failure:
-        patched.setattr(cloud, "rollout_seconds", 8)
+        patched.setattr(cloud, "rollout_seconds", 90)
         deploy(target, bentos, "crashes")
     # Then the deploy fails with one sentence naming the environment and where the logs are
     assert str(failure.value) == (

@@ -282,6 +282,25 @@ def test_a_server_that_exits_before_it_is_ready_fails_the_deploy_with_its_last_l
     assert not port_taken(port)
 
 
+def test_a_service_that_fails_to_start_while_its_server_lives_on_fails_the_deploy_at_once(target, port):
+    started = time.monotonic()
+    with pytest.raises(DeployError) as failure:
+        target.deploy(
+            "production",
+            tag="demo:v1",
+            archive=Path("unused.bento"),
+            version="1.4.0",
+            port=port,
+            env={"STANDIN_STARTUP_FAILED": "the model file is corrupt"},
+            ready_timeout=120,
+        )
+    assert str(failure.value) == (
+        "production did not start version 1.4.0: its service failed to start"
+        " (last log line: RuntimeError: the model file is corrupt)"
+    )
+    assert time.monotonic() - started < 60, "given up at once, not after the ready timeout"
+
+
 def test_a_server_that_never_gets_ready_fails_the_deploy_after_the_timeout(target, port):
     with pytest.raises(DeployError) as failure:
         target.deploy(

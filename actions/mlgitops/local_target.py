@@ -288,6 +288,14 @@ class LocalTarget:
                 )
             if ours and state.get("status") == "serving" and supervisor.answers(f"{url}/readyz"):
                 return url
+            # The server may live on with a service that failed to start: give up at once, with its reason.
+            # (Only once our server started: its start rotated the log of the one before.)
+            tail = supervisor.log_tail(directory / supervisor.LOG, 60) if ours and state.get("server_pid") else []
+            if any(marker in line for line in tail for marker in supervisor.STARTUP_FAILED):
+                raise DeployError(
+                    f"{environment} did not start version {version}: its service failed to start"
+                    f" ({describe(supervisor.meaningful_line(tail))})"
+                )
             if time.monotonic() > deadline:
                 line = supervisor.meaningful_line(supervisor.log_tail(directory / supervisor.LOG))
                 raise DeployError(

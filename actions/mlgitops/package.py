@@ -46,6 +46,7 @@ import yaml
 from . import contract, gha, gitrefs, trust
 from . import markdown as md
 from .model_report import majority_guard
+from .supervisor import STARTUP_FAILED
 from .train import has_remote, run_within
 
 FORMAT = 1
@@ -61,7 +62,6 @@ BATCH = 100
 UNKNOWN_FEATURE = "mlgitops smoke test: no such feature"
 # What a server log says when the service cannot start (uvicorn) or its model failed its readiness probe (the
 # generated service): the server would only retry, so the smoke test stops waiting.
-STARTUP_FAILED = ("Application startup failed", "the model failed its first prediction")
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b.*$", re.MULTILINE)
 # Defaults of the release settings when the project's contract names none.
 SKEW_TOLERANCE = 0.001

@@ -31,6 +31,8 @@ from typing import Any
 
 STATE = "state.json"
 LOG = "serve.log"
+# What BentoML logs when the service's start-up failed while its server lives on (it answers nothing).
+STARTUP_FAILED = ("Application startup failed", "the model failed its first prediction")
 LOCK = "supervisor.lock"
 FORMAT = 1
 HOST = "127.0.0.1"

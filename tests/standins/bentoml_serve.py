@@ -7,6 +7,8 @@ says how to misbehave:
   STANDIN_CRASH_AFTER=SECONDS     exit 1 that long after it started listening, with "RuntimeError: ..."
   STANDIN_CRASH_ONCE=FILE         with STANDIN_CRASH_AFTER: crash only when FILE exists, and remove it
   STANDIN_NEVER_READY=1           /readyz answers 503 forever
+  STANDIN_STARTUP_FAILED=MESSAGE  log "RuntimeError: MESSAGE" and "Application startup failed", then live on,
+                                  never ready (BentoML's server outliving a service that failed to start)
   STANDIN_WORKER=1                start a worker process in a session of its own, as BentoML does
   STANDIN_CHATTER=1               write log lines continuously (about 50 kB/s)
 GET /info answers {"tag", "pid", "worker_pid", "env"}: what it serves, its processes and its environment.
@@ -46,6 +48,10 @@ def main() -> int:
     if os.environ.get("STANDIN_WORKER"):
         worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     ready = not os.environ.get("STANDIN_NEVER_READY")
+    if message := os.environ.get("STANDIN_STARTUP_FAILED"):
+        print(f"Traceback (most recent call last):\nRuntimeError: {message}", flush=True)
+        print("ERROR:    Application startup failed. Exiting.", flush=True)
+        ready = False
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
