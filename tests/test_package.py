@@ -449,7 +449,7 @@ def test_a_stored_version_of_another_commit_is_refused(project, store, tmp_path,
 def test_a_built_release_goes_into_the_store_whole(project, store, tmp_path, monkeypatch):
     commit = git(project, "rev-parse", "HEAD")
 
-    def build(_project, version, sha, out):
+    def build(_project, version, sha, out, _repository=""):
         return built_release(out, sha, version)
 
     monkeypatch.setattr(package, "build", build)

@@ -918,7 +918,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "digest": release["digest"],
         "archive": str(args.out / release["archive"]),
         "release-dir": str(args.out),
-        "image": release.get("image", ""),
+        **({"image": release["image"]} if release.get("image") else {}),
     }
     for name, value in outputs.items():
         gha.set_output(name, value)
