@@ -176,6 +176,9 @@ def kit(project: Path, env: dict[str, str], module: str, *args: str) -> subproce
 
 def release_and_roll_back(project: Path, env: dict[str, str], output: Path) -> bool:
     """Release main to staging and production, merge the tuned model and release it, then roll production back."""
+    # `make demo` runs this file as a script: the kit's package is importable only once its folder is on the path.
+    if str(TEMPLATE / "actions") not in sys.path:
+        sys.path.insert(0, str(TEMPLATE / "actions"))
     from mlgitops.local_target import LocalTarget
 
     git = ["git", "-c", "user.name=Demo", "-c", "user.email=demo@example.com"]

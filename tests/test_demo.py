@@ -1,0 +1,26 @@
+"""`make demo`, one of the README's two commands, run as the Makefile runs it: a script, not a test module."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+
+@pytest.mark.slow
+def test_make_demo_bakes_reports_releases_and_rolls_back(tmp_path):
+    # Given the command line `make demo` runs, with only the environment's tools on PATH
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    command = [sys.executable, "tests/demo.py", "demo", "--output", str(tmp_path / "demo")]
+    # When it runs
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    # Then every step of the journey happened: a served prediction, the report, two releases and a rollback
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-5000:]
+    assert "/predict -> 200" in log and "Model report for `tune-c`" in log
+    assert "Roll back production from" in log
