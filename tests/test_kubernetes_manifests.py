@@ -17,6 +17,7 @@ import yaml
 
 from helpers import MATRIX, ROOT, matrix_id, options_context
 from mlgitops import contract
+from mlgitops.kubernetes_target import split_leading_comment
 
 KUBERNETES = [options for options in MATRIX if options["deploy_target"] == "kubernetes"]
 # The oldest minor the manifests are for (that of the kubectl on these machines) and the newest the package knows.
@@ -137,15 +138,6 @@ def test_overlays_and_controllers_name_the_repository_answered(fast_bake):
     urls = {d["spec"]["source"]["repoURL"] for d in controller_objects(project) if d["kind"] == "Application"}
     urls |= {d["spec"]["url"] for d in controller_objects(project) if d["kind"] == "GitRepository"}
     assert urls == {"https://github.com/Octo-Org/cancer-classifier.git"}
-
-
-def split_leading_comment(text: str) -> tuple[str, str]:
-    """The overlay's leading comment block and the YAML after it, as the release workflow splits them."""
-    lines = text.splitlines(keepends=True)
-    count = 0
-    while count < len(lines) and (lines[count].startswith("#") or not lines[count].strip()):
-        count += 1
-    return "".join(lines[:count]), "".join(lines[count:])
 
 
 def pin_like_a_release(path: Path, repository: str, digest: str) -> None:

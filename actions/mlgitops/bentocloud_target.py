@@ -239,7 +239,7 @@ class BentoCloudTarget:
             return None
         tag, status = str(described.get("bento") or ""), status_of(described)
         url = self.url(environment, described)
-        alive = status in SERVING and bool(url) and get_json(f"{url}/readyz")[0] == 200
+        alive = status in SERVING and bool(url) and get_json(f"{url}/readyz", timeout=10)[0] == 200
         version = tag.partition(":")[2]
         return {"tag": tag, "version": version, "status": status, "alive": alive, "url": url, "deployment": name}
 

@@ -19,8 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,25 +104,6 @@ class Context:
 # --- talking to a served release ---
 
 
-def request(url: str, payload: Any = None, timeout: float = 30) -> tuple[int, Any]:
-    """GET (no payload) or POST JSON; the status code and the decoded answer, for errors too."""
-    data = None if payload is None else json.dumps(payload).encode()
-    headers = {"content-type": "application/json"} if data is not None else {}
-    req = urllib.request.Request(url, data=data, headers=headers, method="GET" if data is None else "POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            body = response.read()
-            status = response.status
-    except urllib.error.HTTPError as err:
-        body, status = err.read(), err.code
-    except (OSError, urllib.error.URLError) as err:
-        return 0, str(getattr(err, "reason", err))
-    try:
-        return status, json.loads(body) if body else None
-    except json.JSONDecodeError:
-        return status, body.decode(errors="replace")[:200]
-
-
 def verify(url: str, release: dict[str, Any], ctx: Context) -> Verification:
     """Check the release serving at `url`: health, its pinned model, input validation and its reference set."""
     found = Verification()
@@ -134,16 +113,16 @@ def verify(url: str, release: dict[str, Any], ctx: Context) -> Verification:
         return found
 
     for route in ("livez", "readyz"):
-        status, _ = request(f"{url}/{route}")
+        status, _ = targets.get_json(f"{url}/{route}")
         found.checks[route] = status
         if status != 200:
             return fail(f"/{route} answered {status or 'nothing'}")
-    status, info = request(f"{url}/model_info", {})
+    status, info = targets.get_json(f"{url}/model_info", {})
     served_model = info.get("tag") if isinstance(info, dict) else None
     found.checks["model"] = served_model
     if status != 200 or served_model != release["model"]:
         return fail(f"the endpoint serves model {served_model!r}, not the release's {release['model']!r}")
-    status, _ = request(f"{url}/predict", INVALID_REQUEST)
+    status, _ = targets.get_json(f"{url}/predict", INVALID_REQUEST)
     found.checks["invalid_request"] = status
     if status != 400:
         return fail(f"an invalid request got {status or 'no answer'} instead of 400")
@@ -152,7 +131,7 @@ def verify(url: str, release: dict[str, Any], ctx: Context) -> Verification:
     instances = json.loads((reference / "reference_requests.json").read_text(encoding="utf-8"))["instances"]
     served: list[dict[str, Any]] = []
     for start in range(0, len(instances), BATCH):
-        status, answer = request(f"{url}/predict", {"instances": instances[start : start + BATCH]})
+        status, answer = targets.get_json(f"{url}/predict", {"instances": instances[start : start + BATCH]})
         if status != 200 or not isinstance(answer, dict):
             return fail(f"the reference set's request {start // BATCH + 1} got {status or 'no answer'}")
         if answer.get("model") != release["model"]:

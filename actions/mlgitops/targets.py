@@ -91,10 +91,12 @@ def for_release(name: str, project: str, settings: Mapping[str, Any], branch: An
 # --- what every target that serves elsewhere asks of the environment's URL ---
 
 
-def get_json(url: str, payload: Any = None, timeout: float = 10) -> tuple[int, Any]:
-    """GET (no payload) or POST JSON; the status and decoded answer (0 and the reason when nothing answered)."""
+def get_json(url: str, payload: Any = None, timeout: float = 30) -> tuple[int, Any]:
+    """GET (no payload) or POST JSON; the status code and the decoded answer, for errors too (0 and the reason
+    when nothing answered; the start of the text when the answer is not JSON)."""
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"} if data else {})
+    headers = {"content-type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers=headers, method="GET" if data is None else "POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body, status = response.read(), response.status
@@ -105,7 +107,7 @@ def get_json(url: str, payload: Any = None, timeout: float = 10) -> tuple[int, A
     try:
         return status, json.loads(body) if body else None
     except json.JSONDecodeError:
-        return status, None
+        return status, body.decode(errors="replace")[:200]
 
 
 def environment_url(environment: str) -> str:
@@ -116,9 +118,9 @@ def environment_url(environment: str) -> str:
 
 def served_version(url: str) -> tuple[str | None, str]:
     """The Bento version the URL serves when it is ready, else None; and what was seen, for an error message."""
-    status, _ = get_json(f"{url}/readyz")
+    status, _ = get_json(f"{url}/readyz", timeout=10)
     if status != 200:
         return None, f"/readyz answered {status or 'nothing'}"
-    status, info = get_json(f"{url}/model_info", {})
+    status, info = get_json(f"{url}/model_info", {}, timeout=10)
     version = info.get("bento_version") if isinstance(info, dict) else None
     return (version if status == 200 else None), f"it serves version {version!r}"
