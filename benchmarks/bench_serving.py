@@ -8,7 +8,10 @@ the sklearn pipeline, one worker), and in between. `/livez` and the trivial `/mo
 BentoML's own floor.
 The same rows are predicted in this process through the service's functions and through raw
 `predict_proba` on a DataFrame.
-Run: `.venv/bin/python benchmarks/bench_serving.py [--models logistic_regression] [--seconds 2]`.
+What recording costs: the Bento as built (every request logged, the default `mlgitops.monitor.sample`)
+and the same project built with the sample at 0 (nothing logged; /metrics still counts), served side by
+side and measured in turns, 1-row and 100-row requests; and the recording alone, in process.
+Run: `.venv/bin/python benchmarks/bench_serving.py [--models logistic_regression] [--seconds 2] [--recording-only]`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +57,15 @@ CONFIGS: list[tuple[str, dict[str, str], bool]] = [
 ]
 
 
+# Served in turns this many times each, so that a burst of other work on the shared machine hits both.
+RECORDING_TURNS = 4
+
+
 class Cell:
     """Latencies of one measured cell and the rows it predicted per second of wall time."""
 
     def __init__(self, latencies: list[float], rows: int, wall: float) -> None:
+        self.latencies, self.rows, self.wall = latencies, rows, wall
         ordered = sorted(latencies)
         self.p50 = statistics.median(ordered) * 1e3
         self.p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
@@ -119,11 +128,46 @@ def served(
     return Cell(latencies, rows, wall)
 
 
+def pooled(cells: list[Cell]) -> Cell:
+    """One cell of several measured in turns."""
+    return Cell([latency for cell in cells for latency in cell.latencies], cells[0].rows, sum(c.wall for c in cells))
+
+
 def ms(value: float) -> str:
     return f"{value:.2f}"
 
 
-def benchmark(root: Path, family: str, requests: int, seconds: float) -> tuple[list[list[Any]], dict[str, float]]:
+def recording_cost(
+    root: Path, project: Path, env: dict[str, str], tag: str, bodies: dict[int, str], requests: int, seconds: float
+) -> dict[tuple[str, int], Cell]:
+    """1-row and 100-row latency of the Bento as built (recording on) and built again with the sample at 0 (off)."""
+    params = project / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    on = "    sample: 1.0"
+    if on not in text:
+        raise AssertionError(f"{params} does not set the default sample ({on.strip()}), so nothing would be compared")
+    params.write_text(text.replace(on, "    sample: 0.0"), encoding="utf-8")
+    try:
+        off = build_bento(project, env)
+    finally:
+        params.write_text(text, encoding="utf-8")
+    serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    turns: dict[tuple[str, int], list[Cell]] = {}
+    with serve(tag, root, serve_env) as on_url, serve(off, root, serve_env) as off_url:
+        for n in (1, 100):
+            for _ in range(RECORDING_TURNS):
+                for switch, url in (("on", on_url), ("off", off_url)):
+                    port = int(url.rsplit(":", 1)[1])
+                    cell = served(
+                        port, "POST", "/predict", bodies[n].encode(), n, 1, requests, seconds / RECORDING_TURNS
+                    )
+                    turns.setdefault((switch, n), []).append(cell)
+    return {key: pooled(cells) for key, cells in turns.items()}
+
+
+def benchmark(
+    root: Path, family: str, requests: int, seconds: float, recording_only: bool = False
+) -> tuple[list[list[Any]], dict[str, float]]:
     """Bake, build and serve one model family; return the table rows and the figures the goals judge."""
     project = bake(root / family, model=family, project_name=f"Bench {family.replace('_', ' ')}")
     env = project_env(project, root / "bentoml")
@@ -132,6 +176,7 @@ def benchmark(root: Path, family: str, requests: int, seconds: float) -> tuple[l
 
     sys.path.insert(0, str(project / "src"))
     serving = importlib.import_module(f"{package}.serving")
+    params = importlib.import_module(f"{package}.params")
     meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
     names = [feature["name"] for feature in meta["features"]]
     model = joblib.load(project / "models" / "model.joblib")
@@ -155,23 +200,49 @@ def benchmark(root: Path, family: str, requests: int, seconds: float) -> tuple[l
         def call() -> str:
             instances = [instance.model_validate(item) for item in json.loads(bodies[n])["instances"]]
             found = serving.predictions(meta["classes"], paths[path](instances))
-            return serving.Predictions(model=tag, predictions=found).model_dump_json()
+            return serving.Answer(model=tag, predictions=found, request_id="1").model_dump_json()
 
         return call
+
+    # The service's recording of a request, alone: the per-class counters, then one JSON line per instance.
+    import bentoml  # after the project's package, as the service imports it
+    import prometheus_client
+
+    recorder = serving.Recorder(params.MonitorParams(), meta["features"], meta["classes"], tag, "bench")
+    monitor = partial(bentoml.monitor, "bench", monitor_class="default", monitor_options={"log_path": str(root)})
+    recorded = {n: [instance.model_validate(item) for item in json.loads(bodies[n])["instances"]] for n in (1, 100)}
+    answers = {n: serving.predictions(meta["classes"], paths["numpy"](recorded[n])) for n in (1, 100)}
 
     rows: list[list[Any]] = []
     local: dict[tuple[str, int], Cell] = {}
     for n in (1, 100):
-        local["predict_proba", n] = in_process(lambda n=n: model.predict_proba(batch[n]), n, requests, seconds)
-        for path in ("pipeline", "numpy"):
-            local[path, n] = in_process(service_call(n, path), n, requests, seconds)
+        if not recording_only:
+            local["predict_proba", n] = in_process(lambda n=n: model.predict_proba(batch[n]), n, requests, seconds)
+            for path in ("pipeline", "numpy"):
+                local[path, n] = in_process(service_call(n, path), n, requests, seconds)
+        local["recording", n] = in_process(
+            lambda n=n: recorder.record(1, recorded[n], answers[n], monitor), n, requests, seconds
+        )
+    names = {"predict_proba": "raw predict_proba(DataFrame)", "recording": "recording (counters, bentoml.monitor)"}
     for (what, n), cell in local.items():
-        name = "raw predict_proba(DataFrame)" if what == "predict_proba" else f"service functions, {what} path"
+        name = names.get(what, f"service functions, {what} path")
         rows.append(
             [family, f"in process: {name}", n, 1, ms(cell.p50), ms(cell.p99), f"{cell.rows_per_second:,.0f}", ""]
         )
 
-    figures: dict[str, float] = {"predict_proba_1_p50": local["predict_proba", 1].p50}
+    # Each family's package makes its own counter of one name: free the name for the next family.
+    prometheus_client.REGISTRY.unregister(serving.prediction_counter())
+
+    figures: dict[str, float] = {}
+    for (switch, n), cell in recording_cost(root, project, env, tag, bodies, requests, seconds).items():
+        figures[f"recording {switch} {n} p50"] = cell.p50
+        what = "on (every request logged)" if switch == "on" else "off (sample 0)"
+        rate = f"{cell.rows_per_second:,.0f}"
+        rows.append([family, f"served, numpy, 1 worker, recording {what}", n, 1, ms(cell.p50), ms(cell.p99), rate, ""])
+    if recording_only:
+        return rows, figures
+
+    figures["predict_proba_1_p50"] = local["predict_proba", 1].p50
     serve_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     for config, extra, full in CONFIGS:
         with serve(tag, root, {**serve_env, **extra}) as url:
@@ -205,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["logistic_regression", "random_forest"])
     parser.add_argument("--requests", type=int, default=2000, help="at most this many requests per cell")
     parser.add_argument("--seconds", type=float, default=2.0, help="at most this long per cell")
+    parser.add_argument("--recording-only", action="store_true", help="measure only what recording costs")
     args = parser.parse_args(argv)
     print("Serving: the Bento over HTTP on 127.0.0.1 (client and server on this machine) vs the same rows in process")
     print(f"{os.cpu_count()} cores; each cell: at most {args.requests} requests or {args.seconds:g} s after warm-up")
@@ -213,9 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         for family in args.models:
-            rows, figures = benchmark(Path(tmp), family, args.requests, args.seconds)
+            rows, figures = benchmark(Path(tmp), family, args.requests, args.seconds, args.recording_only)
             results.extend(rows)
-            for config in (BEFORE, AFTER):
+            costs = [
+                f"{n}-row p50 {figures[f'recording on {n} p50']:.2f} ms on, {figures[f'recording off {n} p50']:.2f} ms "
+                f"off ({figures[f'recording on {n} p50'] - figures[f'recording off {n} p50']:+.2f} ms)"
+                for n in (1, 100)
+            ]
+            verdicts.append(f"{family}, recording every request: {'; '.join(costs)}")
+            for config in (BEFORE, AFTER) if not args.recording_only else ():
                 overhead = figures[f"{config} 1 1 p50"] - figures["predict_proba_1_p50"]
                 best = max(figures[f"{config} 100 {c} rows/s"] for c in CONCURRENCY)
                 verdicts.append(

@@ -40,12 +40,24 @@ def test_projects_made_before_the_section_keep_their_top_level_settings():
         ("mlgitops: {paths: {metrics: ''}}\n", "must be a non-empty path"),
         ("mlgitops: {report: {lower_is_better: log_loss}}\n", "must be a list of names"),
         ("mlgitops: [\n", "params.yaml is not valid YAML"),
+        ("mlgitops: {monitor: {sample: 1.5}}\n", "mlgitops.monitor.sample in params.yaml must be a number from 0 to 1"),
+        (
+            "mlgitops: {monitor: {sample: -0.1}}\n",
+            "mlgitops.monitor.sample in params.yaml must be a number of at least 0",
+        ),
+        ("mlgitops: {monitor: {hash: email}}\n", "mlgitops.monitor.hash in params.yaml must be a list of names"),
     ],
 )
 def test_a_bad_contract_is_refused_with_one_sentence(text, message):
     with pytest.raises(contract.ContractError, match=re.escape(message)) as caught:
         contract.from_text(text)
     assert "\n" not in str(caught.value)
+
+
+def test_a_monitor_sample_at_either_end_of_its_range_is_accepted():
+    for share in (0, 1):
+        found = contract.from_text(f"mlgitops:\n  monitor:\n    sample: {share}\n")
+        assert found["monitor"] == {**contract.DEFAULTS["monitor"], "sample": share}
 
 
 def test_files_without_a_format_are_version_one_and_newer_ones_are_refused():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,13 +92,52 @@ def served(tmp_path_factory, default_project):
     yield from build_and_serve(root, copy_project(default_project, root / "out"))
 
 
+# What the penguin project's params.yaml says the served model logs: half the requests, without the sex, the
+# island hashed.
+PENGUIN_MONITOR = {"sample: 1.0": "sample: 0.5", "drop: []": "drop: [sex]", "hash: []": "hash: [island]"}
+
+
 @pytest.fixture(scope="module")
 def served_penguins(tmp_path_factory):
-    """A project of penguin-like data (string categories, gaps in numbers and categories), served."""
+    """A project of penguin-like data (string categories, gaps in numbers and categories), served; it logs as
+    PENGUIN_MONITOR says."""
     root = tmp_path_factory.mktemp("penguins")
     csv = write_penguins_csv(root / "penguins.csv")
     project = bake(root / "out", dataset="csv", csv_path=str(csv), target_column="species", project_name="Penguins")
+    params = project / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    for default, setting in PENGUIN_MONITOR.items():
+        assert f"    {default}" in text
+        text = text.replace(f"    {default}", f"    {setting}")
+    params.write_text(text, encoding="utf-8")
     yield from build_and_serve(root, project)
+
+
+def logged(env: dict[str, str], tag: str) -> dict[str, dict]:
+    """The records a served Bento's monitor wrote, by request id: BentoML's default log path is in the Bento's src/."""
+    name, version = tag.split(":")
+    folder = Path(env["BENTOML_HOME"]) / "bentos" / name / version / "src" / "monitoring" / "predictions" / "data"
+    records = [json.loads(line) for log in sorted(folder.glob("data.*.log*")) for line in log.read_text().splitlines()]
+    return {record["request_id"]: record for record in records}
+
+
+def predictions_counted(url: str) -> dict[tuple[str, str], float]:
+    """mlgitops_predictions_total on /metrics, by (class, model)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    series = re.findall(r'^mlgitops_predictions_total\{class="([^"]*)",model="([^"]*)"\} (\S+)$', text, re.MULTILINE)
+    return {(label, model): float(value) for label, model, value in series}
+
+
+def predict_with_headers(url: str, instances: list[dict]) -> tuple[dict, dict[str, str]]:
+    request = urllib.request.Request(
+        f"{url}/predict",
+        data=json.dumps({"instances": instances}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read()), {key.lower(): value for key, value in response.headers.items()}
 
 
 def test_served_bento_predicts_with_the_pinned_model(served):
@@ -180,6 +221,99 @@ def test_served_bento_rejects_oversized_batches(served):
     status, answer = post(f"{url}/predict", {"instances": [first_test_instance(project, env)] * 1001})
     assert status == 400
     assert "at most 1000 items" in json.dumps(answer)
+
+
+def test_served_bento_logs_each_request_under_the_id_it_answers_with(served):
+    # Given the default project served: every request logged, every feature in clear
+    project, env, tag, url = served
+    first = first_test_instance(project, env)
+    name = next(iter(first))
+    second = {**first, name: first[name] * 2}
+    # When a request of two instances is answered
+    answer, headers = predict_with_headers(url, [first, second])
+    # Then the answer keeps its fields and adds the request's id, BentoML's own (its header has it in hex)
+    assert set(answer) == {"model", "predictions", "request_id"}
+    assert headers["x-bentoml-request-id"] == format(int(answer["request_id"]), "016x")
+    # And one record under that id names the model and the Bento and holds each instance's inputs and output
+    record = logged(env, tag)[answer["request_id"]]
+    assert (record["model"], record["bento_version"]) == (answer["model"], tag.split(":")[1])
+    assert {name: record[f"input.{name}"] for name in first} == {name: [first[name], second[name]] for name in first}
+    assert record["label"] == [p["label"] for p in answer["predictions"]]
+    for label in answer["predictions"][0]["probabilities"]:
+        assert record[f"probability.{label}"] == [p["probabilities"][label] for p in answer["predictions"]]
+    assert record["timestamp"]
+
+
+def test_served_bento_counts_every_prediction_by_class_on_metrics(served):
+    # Given the served project's counters, one series per class from the start
+    project, env, _tag, url = served
+    before = predictions_counted(url)
+    classes = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))["classes"]
+    assert {label for label, _model in before} == set(classes)
+    # When requests of one and of three instances are answered
+    answers = [post(f"{url}/predict", {"instances": [first_test_instance(project, env)] * n})[1] for n in (1, 3)]
+    # Then each class's counter went up by the predictions of that class, under the model's tag
+    after = predictions_counted(url)
+    model = answers[0]["model"]
+    expected = {label: sum(p["label"] == label for a in answers for p in a["predictions"]) for label in classes}
+    assert {label: after[label, model] - before[label, model] for label in classes} == expected
+    assert sum(expected.values()) == 4
+
+
+def test_served_bento_drops_hashes_and_samples_as_its_params_say(served_penguins):
+    # Given the penguin project, built to log half the requests, without the sex and with the island hashed
+    project, env, tag, url = served_penguins
+    instance = first_test_instance(project, env)
+    before = predictions_counted(url)
+    # When requests are answered until some were logged and some not (the sample follows the request id)
+    answers = []
+    while len(answers) < 60 and len({sampled(a["request_id"], 0.5) for a in answers}) < 2:
+        status, answer = post(f"{url}/predict", {"instances": [instance]})
+        assert status == 200, answer
+        answers.append(answer)
+    # Then exactly the sampled requests are logged, no record holds the sex, and the island is its SHA-256
+    records = logged(env, tag)
+    ids = {a["request_id"] for a in answers}
+    assert {i for i in ids if i in records} == {i for i in ids if sampled(i, 0.5)} != ids
+    for request_id in ids & set(records):
+        record = records[request_id]
+        assert not [key for key in record if "sex" in key]
+        assert record["input.island"] == [hashlib.sha256(instance["island"].encode()).hexdigest()]
+        assert record["input.bill_length_mm"] == [instance["bill_length_mm"]]
+    # And /metrics counted every prediction, logged or not
+    after = predictions_counted(url)
+    assert sum(after.values()) - sum(before.values()) == len(answers)
+
+
+def sampled(request_id: str, share: float) -> bool:
+    """The README's rule: a request is logged when the first 8 bytes of the SHA-256 of its id, as a number, fall
+    below the share of 2**64."""
+    digest = hashlib.sha256(request_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
+def test_bad_monitor_settings_stop_the_bento_build_with_one_sentence(served, tmp_path):
+    # Given a project whose params.yaml hashes a column the model does not have
+    project = Path(shutil.copytree(served[0], tmp_path / served[0].name))
+    env = project_env(project, tmp_path / "bentoml")
+    params = project / "params.yaml"
+    params.write_text(params.read_text(encoding="utf-8").replace("    hash: []", "    hash: [email]"))
+    sentence = "mlgitops.monitor.hash in params.yaml names 'email', which is not a feature of the model ("
+    # When the model is registered, and when the Bento is built anyway
+    register = subprocess.run(
+        ["python", "-m", project.name.replace("-", "_"), "register"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    build = subprocess.run(["bentoml", "build"], cwd=project, env=env, capture_output=True, text=True)
+    # Then both refuse, saying why in one sentence, and no Bento is built
+    assert register.returncode == 1
+    assert register.stderr.startswith(f"error: {sentence}") and register.stderr.count("\n") == 1
+    assert build.returncode != 0
+    assert sentence in build.stdout + build.stderr
+    assert json.loads(sh(["bentoml", "list", "-o", "json"], project, env)) == []
 
 
 def test_rebuilding_reuses_the_content_addressed_model(served):

@@ -55,7 +55,11 @@ DEFAULTS: dict[str, Any] = {
         # Where the `kubernetes` target pins each environment's image (one kustomize overlay per environment).
         "kubernetes": {"overlays": "deploy/kubernetes/overlays"},
     },
+    # What the served model logs of each prediction; the service reads it from the params.yaml in its Bento.
+    "monitor": {"sample": 1.0, "drop": [], "hash": []},
 }
+# Settings that are a share of something, from 0 to 1.
+SHARES = {f"{SECTION}.monitor.sample"}
 # The newest version of each file format the two sides exchange that this kit reads.
 FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
 
@@ -82,7 +86,10 @@ def _merge(defaults: Any, given: Any, where: str) -> Any:
             raise ContractError(f"{where} in {PARAMS_FILE} must be true or false, got {given!r}.")
         return given
     if isinstance(defaults, int | float):
-        return _number(given, where)
+        number = _number(given, where)
+        if where in SHARES and number > 1:
+            raise ContractError(f"{where} in {PARAMS_FILE} must be a number from 0 to 1, got {given!r}.")
+        return number
     if isinstance(defaults, list):
         if not isinstance(given, list) or not all(isinstance(item, str) for item in given):
             raise ContractError(f"{where} in {PARAMS_FILE} must be a list of names, got {given!r}.")

@@ -1,16 +1,24 @@
-"""Request validation and prediction, without starting a server."""
+"""Request validation, prediction and what the service records of it, without starting a server."""
 
 import asyncio
+import datetime
+import hashlib
+import json
 import math
+from pathlib import Path
 
+import bentoml
 import numpy as np
 import pandas as pd
+import prometheus_client
 import pytest
 from pydantic import ValidationError
 from sklearn.preprocessing import MinMaxScaler
 
 from {{ cookiecutter.package }} import data, schema, serving, train
-from {{ cookiecutter.package }}.params import ModelParams
+from {{ cookiecutter.package }}.params import ModelParams, MonitorParams, load_monitor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FEATURES = [
     {"name": "size", "kind": "numeric", "nullable": False},
@@ -236,3 +244,167 @@ def test_readiness_is_checked_once_and_a_failed_check_keeps_the_service_unready(
     assert [failing(), failing()] == [False, False]
     assert "the model cannot predict" in caplog.text
     assert caplog.text.count("failed its first prediction") == 1
+
+
+# --- what the service records ---
+
+BIG = serving.Prediction(label="big", probabilities={"big": 0.75, "small": 0.25})
+SMALL = serving.Prediction(label="small", probabilities={"big": 0.1, "small": 0.9})
+
+
+@pytest.fixture
+def monitor(tmp_path):
+    """A BentoML monitor of the test's own, writing its JSON lines under tmp_path as the service's does under its log
+    path, and a reader of the records it wrote."""
+    name = f"predictions-{tmp_path.name}"
+
+    def open_monitor():
+        return bentoml.monitor(name, monitor_class="default", monitor_options={"log_path": str(tmp_path)})
+
+    def records() -> list[dict]:
+        lines = [line for log in sorted(tmp_path.glob(f"{name}/data/*.log")) for line in log.read_text().splitlines()]
+        return [json.loads(line) for line in lines]
+
+    return open_monitor, records
+
+
+@pytest.fixture
+def request_id():
+    """The id of a request, as the service reads it from BentoML; cleared afterwards, as the next request finds it."""
+    from bentoml._internal.context import trace_context
+
+    from {{ cookiecutter.package }}.service import current_request_id
+
+    yield current_request_id()
+    trace_context.request_id = None
+
+
+def counted(model: str, label: str) -> float:
+    """What /metrics would say of a model's predictions of one class."""
+    found = prometheus_client.REGISTRY.get_sample_value(
+        f"{serving.PREDICTIONS_METRIC}_total", {"class": label, "model": model}
+    )
+    return 0.0 if found is None else found
+
+
+def record(settings: MonitorParams, monitor, request_id: int, rows: list[dict], found, model: str = "m:1") -> bool:
+    recorder = serving.Recorder(settings, NULLABLE, ["big", "small"], model, "20250314.092653.1a2b3c4d")
+    instance = serving.instance_model(NULLABLE)
+    return recorder.record(request_id, [instance.model_validate(row) for row in rows], found, monitor[0])
+
+
+def test_a_logged_request_is_one_record_with_its_id_model_version_and_each_instances_inputs_and_output(
+    monitor, request_id
+):
+    # Given the default settings: every request logged, every feature in clear
+    rows = [{"size": 9.0, "colour": "red"}, {"size": None, "colour": "blue"}]
+    # When a request of two instances is recorded
+    assert record(MonitorParams(), monitor, request_id, rows, [BIG, SMALL]) is True
+    # Then BentoML wrote one JSON line under the request's id, a value per instance in each column, in order
+    [logged] = monitor[1]()
+    assert {key: value for key, value in logged.items() if key not in ("timestamp", "trace_id")} == {
+        "model": "m:1",
+        "bento_version": "20250314.092653.1a2b3c4d",
+        "input.size": [9.0, None],
+        "input.colour": ["red", "blue"],
+        "label": ["big", "small"],
+        "probability.big": [0.75, 0.1],
+        "probability.small": [0.25, 0.9],
+        "request_id": str(request_id),
+    }
+    logged_at = datetime.datetime.fromisoformat(logged["timestamp"])
+    assert abs(datetime.datetime.now() - logged_at) < datetime.timedelta(minutes=1)
+
+
+def test_dropped_features_are_absent_and_hashed_ones_are_their_sha256(monitor, request_id):
+    # Given a team that must not log the size and logs the colour only hashed
+    settings = MonitorParams(drop=("size",), hash=("colour",))
+    # When a request is recorded
+    record(settings, monitor, request_id, [{"size": 9.0, "colour": "red"}, {"size": 2.0, "colour": None}], [BIG, BIG])
+    # Then the record holds no size, and the colour is the unsalted SHA-256 of its text (a missing one stays null)
+    [logged] = monitor[1]()
+    assert not [key for key in logged if "size" in key]
+    assert logged["input.colour"] == [hashlib.sha256(b"red").hexdigest(), None]
+    assert logged["label"] == ["big", "big"]
+
+
+def test_a_hashed_number_is_the_sha256_of_the_text_python_writes_for_it():
+    assert serving.hashed(4200.0) == hashlib.sha256(b"4200.0").hexdigest()
+    assert serving.hashed("4200.0") == serving.hashed(4200.0)
+    assert serving.hashed(None) is None
+
+
+def test_sample_zero_logs_nothing_and_still_counts_every_prediction(monitor, request_id, tmp_path):
+    # Given recording switched off
+    model, row = f"off:{tmp_path.name}", {"size": 1.0, "colour": "red"}
+    # When a request of three instances is recorded
+    logged = record(MonitorParams(sample=0.0), monitor, request_id, [row] * 3, [BIG] * 3, model)
+    # Then nothing is logged, and the counters on /metrics count all three predictions
+    assert logged is False
+    assert monitor[1]() == []
+    assert (counted(model, "big"), counted(model, "small")) == (3.0, 0.0)
+
+
+def test_the_counters_count_each_prediction_by_its_class(monitor, request_id, tmp_path):
+    # Given a recorder whose counters have counted nothing yet
+    model = f"counted:{tmp_path.name}"
+    row = {"size": 1.0, "colour": "red"}
+    # When two requests are recorded, one of three instances and one of one
+    record(MonitorParams(), monitor, request_id, [row] * 3, [BIG, SMALL, BIG], model)
+    assert (counted(model, "big"), counted(model, "small")) == (2.0, 1.0)
+    record(MonitorParams(), monitor, request_id + 1, [row], [SMALL], model)
+    # Then each class's counter went up by the predictions of that class
+    assert (counted(model, "big"), counted(model, "small")) == (2.0, 2.0)
+
+
+def test_sampling_follows_the_request_id_and_logs_about_the_share():
+    ids = range(20_000)
+    at = {share: {i for i in ids if serving.sampled(i, share)} for share in (0.0, 0.2, 0.5, 1.0)}
+    # The same ids every time, so a test or a replay knows which requests were logged
+    assert at[0.2] == {i for i in ids if serving.sampled(i, 0.2)}
+    assert abs(len(at[0.2]) / len(ids) - 0.2) < 0.02
+    assert abs(len(at[0.5]) / len(ids) - 0.5) < 0.02
+    # Raising the share keeps logging the requests a lower share logged
+    assert at[0.0] == set() and at[0.2] < at[0.5] < at[1.0] == set(ids)
+
+
+def test_the_projects_params_log_every_request_and_every_feature_in_clear():
+    assert load_monitor(["size", "colour"], ROOT / "params.yaml") == MonitorParams()
+
+
+@pytest.mark.parametrize(
+    ("monitor_settings", "message"),
+    [
+        ("sample: 1.5", "mlgitops.monitor.sample in params.yaml must be a number from 0 to 1, got 1.5."),
+        ("sample: -0.1", "mlgitops.monitor.sample in params.yaml must be a number from 0 to 1, got -0.1."),
+        ("sample: all", "mlgitops.monitor.sample in params.yaml must be a number from 0 to 1, got 'all'."),
+        ("sample: true", "mlgitops.monitor.sample in params.yaml must be a number from 0 to 1, got True."),
+        ("drop: size", "mlgitops.monitor.drop in params.yaml must be a list of feature names, got 'size'."),
+        (
+            "hash: [colour, ssn]",
+            "mlgitops.monitor.hash in params.yaml names 'ssn', which is not a feature of the model ('size', 'colour').",
+        ),
+        ("drop: [size]\n    hash: [size]", "mlgitops.monitor in params.yaml names 'size' in both drop and hash"),
+        ("smaple: 0.5", "mlgitops.monitor in params.yaml has the unknown key 'smaple'"),
+    ],
+    ids=["above-one", "negative", "text", "boolean", "not-a-list", "unknown-feature", "both", "unknown-key"],
+)
+def test_bad_monitor_settings_are_refused_with_one_sentence(workdir, monitor_settings, message):
+    params = workdir / "params.yaml"
+    params.write_text(f"mlgitops:\n  monitor:\n    {monitor_settings}\n", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        load_monitor(["size", "colour"], params)
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value) and str(refused.value).endswith(".")
+
+
+def test_a_bento_without_its_params_refuses_to_guess_what_to_log(workdir):
+    with pytest.raises(FileNotFoundError, match=r"params\.yaml is missing: bentofile\.yaml must include it"):
+        load_monitor(["size", "colour"], workdir / "params.yaml")
+
+
+def test_a_long_feature_list_is_shortened_in_the_refusal(workdir):
+    (workdir / "params.yaml").write_text("mlgitops: {monitor: {drop: [ssn]}}\n", encoding="utf-8")
+    features = [f"f{i:02}" for i in range(30)]
+    with pytest.raises(ValueError, match=r"'f09' and 20 more \(see models/model.json\)\)\.$"):
+        load_monitor(features, workdir / "params.yaml")

@@ -114,8 +114,12 @@ def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
 
 def cmd_register(args: argparse.Namespace, params: Params) -> int:
     from . import registry
+    from .metadata import read_meta
+    from .params import load_monitor
 
     where = paths(args, params)
+    # The Bento built next logs as `mlgitops.monitor` says: refuse settings the service would refuse, before it.
+    load_monitor([feature["name"] for feature in read_meta(where.model_meta)["features"]])
     print(registry.register(where.model, where.model_meta))
     return 0
 

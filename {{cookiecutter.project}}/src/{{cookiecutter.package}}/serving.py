@@ -1,10 +1,14 @@
-"""Request and response models of the service and the prediction itself, free of BentoML so they test fast."""
+"""The service's request and response models, its predictions and their recording, free of BentoML to test fast."""
 
+import collections
+import functools
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from operator import attrgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,6 +28,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from .params import MonitorParams
+
 MAX_INSTANCES = 1000
 # Numbers beyond this magnitude are refused: real features do not reach it, and sums of values near the
 # float limit overflow to inf/NaN inside the model.
@@ -34,6 +40,11 @@ LOG = logging.getLogger(__name__)
 
 # An error message lists at most this many allowed values; /docs lists them all.
 SHOWN_CATEGORIES = 10
+
+# BentoML writes the monitor's JSON lines to <log path>/predictions/data/data.<worker>.log.
+MONITOR = "predictions"
+# Exposed as mlgitops_predictions_total{class, model} on /metrics, a name the kit's monitor and analysis query.
+PREDICTIONS_METRIC = "mlgitops_predictions"
 
 
 def one_of(categories: list[str]) -> Callable[[Any, ValidatorFunctionWrapHandler], Any]:
@@ -63,10 +74,15 @@ def feature_type(feature: dict[str, Any]) -> Any:
     return kind | None if feature.get("nullable", False) else kind
 
 
+def field_name(index: int) -> str:
+    """The attribute of a validated instance that holds the feature at this index (its alias is the feature's name)."""
+    return f"f{index}"
+
+
 def instance_model(features: list[dict[str, Any]]) -> type[BaseModel]:
     """A pydantic model with one required field per feature, so bad requests fail with a readable 400."""
     fields = {
-        f"f{index}": (Annotated[feature_type(feature), Field(alias=feature["name"])], ...)
+        field_name(index): (Annotated[feature_type(feature), Field(alias=feature["name"])], ...)
         for index, feature in enumerate(features)
     }
     return create_model("Instance", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields)
@@ -84,6 +100,12 @@ class Predictions(BaseModel):
 
     model: str
     predictions: list[Prediction]
+
+
+class Answer(Predictions):
+    """What /predict answers: the predictions and the request's id, under which the service logs them."""
+
+    request_id: str
 
 
 # From validated instances to an array of class probabilities, or of features, one row per instance.
@@ -224,6 +246,91 @@ def predictions(classes: list[str], probabilities: np.ndarray) -> list[Predictio
         Prediction(label=classes[label], probabilities={c: round(p, 6) for c, p in zip(classes, row, strict=True)})
         for label, row in zip(labels, probabilities.tolist(), strict=True)
     ]
+
+
+class Monitor(Protocol):
+    """What the recorder needs of a BentoML monitor: one value of one column of the current record."""
+
+    def log(self, data: Any, name: str, role: str, data_type: str) -> None: ...
+
+
+def sampled(request_id: int, share: float) -> bool:
+    """Whether a request is logged: decided by its id alone, so the same ids are logged at a share every time."""
+    if share >= 1:
+        return True
+    # Hashed, so that a share of the ids is logged however the ids are drawn.
+    digest = hashlib.sha256(str(request_id).encode()).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
+def hashed(value: Any) -> str | None:
+    """The unsalted SHA-256 of a value as text (a number as Python writes it, e.g. 4200.0); null stays null."""
+    return None if value is None else hashlib.sha256(str(value).encode()).hexdigest()
+
+
+@functools.cache
+def prediction_counter() -> Any:
+    """The per-class prediction counter, made once per process: prometheus_client refuses a second one."""
+    # Imported here, not at the top: BentoML's workers point prometheus_client at their shared multiprocess
+    # directory after importing the service, and the client reads that setting when it is first imported.
+    import prometheus_client
+
+    return prometheus_client.Counter(
+        PREDICTIONS_METRIC, "Predictions served, by predicted class and model tag.", ["class", "model"]
+    )
+
+
+class Recorder:
+    """Counts every prediction on /metrics and logs the sampled requests through a BentoML monitor.
+
+    A logged request is one JSON line: the model's tag and the Bento's version, then one column per logged
+    feature (`input.<name>`), the labels (`label`) and each class's probabilities (`probability.<class>`),
+    each holding one value per instance in request order; BentoML adds the timestamp and the request's id.
+    """
+
+    def __init__(
+        self, settings: MonitorParams, features: list[dict[str, Any]], classes: list[str], model: str, version: str
+    ) -> None:
+        self.sample = settings.sample
+        counter = prediction_counter()
+        # Every class has its series from the start, at 0: a query about a class not yet predicted finds 0.
+        self.counters = {name: counter.labels(name, model) for name in classes}
+        self.about = ((model, "model"), (version, "bento_version"))
+        kept = [(index, feature) for index, feature in enumerate(features) if feature["name"] not in settings.drop]
+        # The column, BentoML type and hashing of each kept feature; a dropped one is never even read.
+        self.inputs: list[tuple[str, str, bool]] = []
+        for _, feature in kept:
+            secret = feature["name"] in settings.hash
+            kind = "numerical_sequence" if feature["kind"] == "numeric" and not secret else "categorical"
+            self.inputs.append((f"input.{feature['name']}", kind, secret))
+        self.values = values_of([field_name(index) for index, _ in kept]) if kept else None
+        self.outputs = [(name, f"probability.{name}") for name in classes]
+
+    def record(
+        self,
+        request_id: int,
+        instances: Sequence[BaseModel],
+        found: Sequence[Prediction],
+        monitor: Callable[[], AbstractContextManager[Monitor]],
+    ) -> bool:
+        """Count the request's predictions and, if its id is sampled, log them; return whether it was logged."""
+        for label, count in collections.Counter(prediction.label for prediction in found).items():
+            self.counters[label].inc(count)
+        if not sampled(request_id, self.sample):
+            return False
+        # One record per request, its columns lists: BentoML formats and writes a line per record, and a line per
+        # instance cost 11 ms for 100 instances of 30 features on 2 cores, as much as serving them; this, 1.5 ms.
+        with monitor() as log:
+            # BentoML's roles are feature, prediction and target: all but the inputs describe the answer.
+            for value, column in self.about:
+                log.log(value, column, "prediction", "categorical")
+            columns = zip(*map(self.values, instances), strict=True) if self.values else ()
+            for (column, kind, secret), values in zip(self.inputs, columns, strict=True):
+                log.log([hashed(value) for value in values] if secret else list(values), column, "feature", kind)
+            log.log([prediction.label for prediction in found], "label", "prediction", "categorical")
+            for name, column in self.outputs:
+                log.log([p.probabilities[name] for p in found], column, "prediction", "numerical_sequence")
+        return True
 
 
 def probe_instance(features: list[dict[str, Any]]) -> dict[str, Any]:
