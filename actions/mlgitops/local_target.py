@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import gha, supervisor
 from .targets import DeployError
 
@@ -29,6 +31,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 BENTO_TAG = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<version>[A-Za-z0-9][A-Za-z0-9_.-]*)")
 STORE = "bentoml"
 SUPERVISOR_LOG = "supervisor.log"
+MONITORING = "monitoring"
 # Variables the runner sets for a job: a server that outlives the job must neither carry its tokens nor
 # RUNNER_TRACKING_ID, by which the runner finds and kills what a job left running.
 JOB_VARIABLES = re.compile(r"^(?:GITHUB_|RUNNER_|ACTIONS_|INPUT_|STATE_)|^CI$")
@@ -86,6 +89,10 @@ class LocalTarget:
         if environment == STORE:
             raise DeployError(f"environment {STORE!r} is not available: the Bento store of {self.root} uses that name")
         return self.root / environment
+
+    def monitoring_dir(self, environment: str) -> Path:
+        """Where the environment's served model logs what it answers (BentoML's monitor writes under it)."""
+        return self.env_dir(environment) / MONITORING
 
     def has_bento(self, tag: str) -> bool:
         """Whether the target's store holds the Bento tag (BentoML keeps bentos/<name>/<version>/bento.yaml)."""
@@ -216,6 +223,16 @@ class LocalTarget:
                 title="local deploy target",
             )
 
+    def services(self, tag: str) -> list[str]:
+        """The names of the services in the stored Bento tag, as its bento.yaml lists them."""
+        name, version = split_tag(tag)
+        path = self.store / "bentos" / name / version / "bento.yaml"
+        about = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not isinstance(about, dict):
+            return []
+        services = about.get("services") or []
+        return [service["name"] for service in services if isinstance(service, dict) and service.get("name")]
+
     def import_bento(self, tag: str, archive: Path) -> None:
         """Import the exported Bento into the target's store unless the store holds tag already."""
         if self.has_bento(tag):
@@ -243,6 +260,10 @@ class LocalTarget:
         environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
         environ.update(env)
         environ["MLGITOPS_ENVIRONMENT"] = environment
+        # Each environment logs its predictions in its own folder, not in the Bento's src/ that all share.
+        folder = self.monitoring_dir(environment)
+        logs = [f"services.{name}.monitoring.options.log_path={folder}" for name in self.services(tag)]
+        environ["BENTOML_CONFIG_OPTIONS"] = " ".join(filter(None, [environ.get("BENTOML_CONFIG_OPTIONS", ""), *logs]))
         # Run as a script with -P: the package's folder must not shadow modules on the server's path.
         script = str(Path(supervisor.__file__).absolute())
         command = [sys.executable, "-P", script, "--env-dir", str(directory), "--port", str(port)]
