@@ -57,9 +57,18 @@ DEFAULTS: dict[str, Any] = {
     },
     # What the served model logs of each prediction; the service reads it from the params.yaml in its Bento.
     "monitor": {"sample": 1.0, "drop": [], "hash": []},
+    # What the scheduled model monitor checks of each environment's recent traffic (monitor.py).
+    "watch": {
+        "window_hours": 24,
+        "min_predictions": 100,
+        "max_prediction_psi": 0.25,
+        "max_error_rate": 0.01,
+        "max_p95_seconds": 1.0,
+        "rollback_after": 0,
+    },
 }
 # Settings that are a share of something, from 0 to 1.
-SHARES = {f"{SECTION}.monitor.sample"}
+SHARES = {f"{SECTION}.monitor.sample", f"{SECTION}.watch.max_error_rate"}
 # The newest version of each file format the two sides exchange that this kit reads.
 FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
 

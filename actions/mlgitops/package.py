@@ -56,6 +56,8 @@ BENTO_TAG = re.compile(r"^__tag__:(?P<name>[^:\s]+):(?P<version>\S+)$", re.MULTI
 PACKAGES = ("bentoml", "scikit-learn", "pandas", "numpy", "dvc")
 REFERENCE = "reference"
 REFERENCE_FILES = ("reference.csv", "reference.json", "reference_requests.json")
+# The training data's profile travels with the release: the model monitor compares live inputs with it.
+PROFILE_FILE = "data_profile.json"
 RELEASE_FILE, CARD_FILE, SBOM_FILE = "release.json", "model_card.md", "sbom.cdx.json"
 # The service accepts up to 1000 instances a request; smaller batches keep each answer quick.
 BATCH = 100
@@ -551,7 +553,7 @@ def release_record(
             "dir": REFERENCE,
             "rows": reference["rows"],
             "top_class_share": reference["top_class_share"],
-            "files": list(REFERENCE_FILES),
+            "files": reference.get("files", list(REFERENCE_FILES)),
         },
         "smoke": smoke,
         "model_card": CARD_FILE,
@@ -682,7 +684,9 @@ def gather_facts(project: Project, warnings: list[str]) -> dict[str, Any]:
 def layout(release: dict[str, Any]) -> dict[str, str]:
     """Each file of a release: its name in the store (plain names only) and its path in the release folder."""
     files = {name: name for name in (RELEASE_FILE, CARD_FILE, SBOM_FILE, release["archive"])}
-    return files | {name: f"{REFERENCE}/{name}" for name in REFERENCE_FILES}
+    # Releases list their reference files (older ones have no training profile).
+    kept = (release.get("reference") or {}).get("files") or REFERENCE_FILES
+    return files | {name: f"{REFERENCE}/{name}" for name in kept}
 
 
 def open_release_store(url: str, project: str) -> Any:
@@ -782,7 +786,11 @@ def build(project: Project, version: str, commit: str, out: Path, repository: st
     digest = export(bento, archive)
     lap("build")
     run(python(project.package, "reference", "--out", str(out / REFERENCE)), "write the reference sample")
+    profile = Path(project.paths["data_profile"])
+    if profile.is_file():
+        shutil.copyfile(profile, out / REFERENCE / PROFILE_FILE)
     reference = json.loads((out / REFERENCE / "reference.json").read_text(encoding="utf-8"))
+    reference["files"] = [name for name in (*REFERENCE_FILES, PROFILE_FILE) if (out / REFERENCE / name).is_file()]
     lap("reference")
     smoke = smoke_test(project, archive, bento, model, out / REFERENCE)
     lap("smoke")

@@ -6,6 +6,10 @@ server instead. It implements only the endpoints the product calls:
 - ``GET   /repos/{owner}/{repo}/issues/{issue_number}/comments`` (paginated with a ``Link`` header, like GitHub)
 - ``POST  /repos/{owner}/{repo}/issues/{issue_number}/comments``
 - ``PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}``
+- ``GET   /repos/{owner}/{repo}/issues`` (``state``, ``labels``; paginated), ``POST /repos/{owner}/{repo}/issues`` and
+  ``PATCH /repos/{owner}/{repo}/issues/{issue_number}`` (title, body, state, state_reason, labels)
+- ``POST  /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches``: recorded in ``FakeGitHub.dispatches``,
+  answered 204 like GitHub; the test runs the dispatched workflow itself
 - ``GET   /repos/{owner}/{repo}/pulls/{pull_number}`` (pull requests are added by the test with ``add_pull``)
 - ``GET   /repos/{owner}/{repo}/releases`` (paginated, drafts included) and ``POST /repos/{owner}/{repo}/releases``
 - ``GET   /repos/{owner}/{repo}/releases/tags/{tag}`` (published releases only, like GitHub)

@@ -97,6 +97,24 @@ class _Comment:
 
 
 @dataclass
+class _Issue:
+    """An issue as stored; rendered into GitHub's shape on every response."""
+
+    owner: str
+    repo: str
+    number: int
+    title: str
+    body: str | None
+    labels: list[str]
+    login: str
+    created_at: str
+    updated_at: str
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: str | None = None
+
+
+@dataclass
 class _Pull:
     """The facts about a pull request a test chose; every other field is derived."""
 
@@ -275,6 +293,8 @@ class FakeGitHub:
         self._faults: list[_Fault] = []
         self._comments: dict[int, _Comment] = {}
         self._pulls: dict[tuple[str, str, int], _Pull] = {}
+        self._issues: dict[tuple[str, str, int], _Issue] = {}
+        self.dispatches: list[dict[str, Any]] = []
         self._releases: dict[int, _Release] = {}
         self._assets: dict[int, _Asset] = {}
         self._next_release_id = 200_000_001
@@ -629,6 +649,71 @@ class FakeGitHub:
         comment.body, comment.updated_at = body["body"], _now()
         return _Reply(200, self._render_comment(comment))
 
+    def _list_issues(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """GET /repos/{owner}/{repo}/issues: open ones by default, newest first; `labels` must all be present."""
+        wanted = query.get("state", "open")
+        labels = [name.strip() for name in query.get("labels", "").split(",") if name.strip()]
+        found = [
+            issue
+            for key, issue in self._issues.items()
+            if key[:2] == self._repo_key(params)
+            and wanted in ("all", issue.state)
+            and all(name in issue.labels for name in labels)
+        ]
+        found.sort(key=lambda issue: issue.number, reverse=True)
+        return self._paginated(f"/repos/{params['owner']}/{params['repo']}/issues", query, found, self._render_issue)
+
+    def _create_issue(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """POST /repos/{owner}/{repo}/issues; issues and pull requests share one sequence of numbers, as on GitHub."""
+        owner, repo = self._repo_key(params)
+        taken = [key[2] for key in (*self._issues, *self._pulls) if key[:2] == (owner, repo)]
+        number = max(taken, default=0) + 1
+        now = _now()
+        labels = [label if isinstance(label, str) else label["name"] for label in body.get("labels") or []]
+        issue = _Issue(
+            params["owner"],
+            params["repo"],
+            number,
+            str(body["title"]),
+            body.get("body"),
+            labels,
+            self._caller,
+            now,
+            now,
+        )
+        self._issues[(owner, repo, number)] = issue
+        reply = _Reply(201, self._render_issue(issue))
+        reply.headers["location"] = reply.body["url"]
+        return reply
+
+    def _update_issue(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """PATCH /repos/{owner}/{repo}/issues/{issue_number}: the fields given change; closing records when."""
+        issue = self._issues.get((*self._repo_key(params), int(params["issue_number"])))
+        if issue is None:
+            return _error(404, "Not Found", operation.docs_url)
+        body = body or {}
+        if body.get("title") is not None:
+            issue.title = str(body["title"])
+        if "body" in body:
+            issue.body = body["body"]
+        if "labels" in body:
+            issue.labels = [label if isinstance(label, str) else label["name"] for label in body["labels"] or []]
+        if body.get("state") in ("open", "closed") and body["state"] != issue.state:
+            issue.state = body["state"]
+            issue.closed_at = _now() if issue.state == "closed" else None
+            issue.state_reason = body.get("state_reason") or ("completed" if issue.state == "closed" else "reopened")
+        issue.updated_at = _now()
+        return _Reply(200, self._render_issue(issue))
+
+    def _dispatch_workflow(
+        self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any
+    ) -> _Reply:
+        """POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches: recorded, answered 204."""
+        self.dispatches.append(
+            {"repository": f"{params['owner']}/{params['repo']}", "workflow": params["workflow_id"], **body}
+        )
+        return _Reply(204)
+
     def _get_pull(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
         """GET /repos/{owner}/{repo}/pulls/{pull_number}."""
         pull = self._pulls.get((*self._repo_key(params), int(params["pull_number"])))
@@ -905,6 +990,57 @@ class FakeGitHub:
             "performed_via_github_app": None,
             "reactions": reactions,
         }
+
+    def _render_issue(self, issue: _Issue) -> dict[str, Any]:
+        """An issue object."""
+        repo_api = f"{self.url}/repos/{issue.owner}/{issue.repo}"
+        url = f"{repo_api}/issues/{issue.number}"
+        labels = [
+            {
+                "id": self._id("label", f"{issue.owner}/{issue.repo}/{name}"),
+                "node_id": _node_id("Label", self._id("label", f"{issue.owner}/{issue.repo}/{name}")),
+                "url": f"{repo_api}/labels/{quote(name)}",
+                "name": name,
+                "description": None,
+                "color": "ededed",
+                "default": False,
+            }
+            for name in issue.labels
+        ]
+        number = self._id("issue", f"{issue.owner}/{issue.repo}#{issue.number}")
+        return {
+            "id": number,
+            "node_id": _node_id("Issue", number),
+            "url": url,
+            "repository_url": repo_api,
+            "labels_url": f"{url}/labels{{/name}}",
+            "comments_url": f"{url}/comments",
+            "events_url": f"{url}/events",
+            "html_url": f"https://github.com/{issue.owner}/{issue.repo}/issues/{issue.number}",
+            "number": issue.number,
+            "state": issue.state,
+            "state_reason": issue.state_reason,
+            "title": issue.title,
+            "body": issue.body,
+            "user": self._render_user(issue.login),
+            "labels": labels,
+            "assignee": None,
+            "assignees": [],
+            "milestone": None,
+            "locked": False,
+            "active_lock_reason": None,
+            "comments": len(self._issue_comments(issue.owner, issue.repo, issue.number)),
+            "closed_at": issue.closed_at,
+            "created_at": issue.created_at,
+            "updated_at": issue.updated_at,
+            "author_association": "NONE",
+        }
+
+    def issues(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        """Every issue of a repository as GitHub would render it, oldest first."""
+        with self._lock:
+            found = [i for key, i in self._issues.items() if key[:2] == (owner.lower(), repo.lower())]
+            return [self._render_issue(issue) for issue in sorted(found, key=lambda issue: issue.number)]
 
     def _render_release(self, release: _Release) -> dict[str, Any]:
         """A release object; its upload_url points at this server, as GitHub's points at its uploads host."""
