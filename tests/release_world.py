@@ -151,6 +151,14 @@ class ReleaseWorld:
         }
         return self._run(self._command("workflow_dispatch", "rollback.yml", event), self.checkout(sha))
 
+    def monitor(self) -> ReleaseRun:
+        """Run "Model monitor" from main, as its hourly schedule would."""
+        self.git("fetch", "-q", "origin")
+        sha = self.git("rev-parse", "origin/main")
+        repository = {**self._push_event(sha)["repository"], "default_branch": "main"}
+        event = {"schedule": "17 * * * *", "ref": "refs/heads/main", "repository": repository}
+        return self._run(self._command("schedule", "monitor.yml", event), self.checkout(sha))
+
     def state(self, environment: str) -> dict[str, Any]:
         """The environment's state file as origin's main holds it (empty when there is none yet)."""
         shown = subprocess.run(

@@ -87,6 +87,8 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
     }
     if options["license"] != "Proprietary":
         files.add("LICENSE")
+    if options["deploy_target"] != "bentocloud":  # BentoCloud watches its deployments itself
+        files.add(".github/workflows/monitor.yml")
     if options["dataset"] == "csv":
         files.add("data/raw/dataset.csv")
     if options["deploy_target"] == "kubernetes":

@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 # The environment's URL where a target that does not serve on the runner verifies a release.
 URL_VARIABLE = "MLGITOPS_URL"
+# Sent with every request the kit makes to a served model: the service neither counts nor logs these as live traffic.
+SYNTHETIC = {"X-MLGitOps-Synthetic": "release-check"}
 
 
 class DeployError(Exception):
@@ -95,7 +97,7 @@ def get_json(url: str, payload: Any = None, timeout: float = 30) -> tuple[int, A
     """GET (no payload) or POST JSON; the status code and the decoded answer, for errors too (0 and the reason
     when nothing answered; the start of the text when the answer is not JSON)."""
     data = None if payload is None else json.dumps(payload).encode()
-    headers = {"content-type": "application/json"} if data is not None else {}
+    headers = {"content-type": "application/json", **SYNTHETIC} if data is not None else {}
     request = urllib.request.Request(url, data=data, headers=headers, method="GET" if data is None else "POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

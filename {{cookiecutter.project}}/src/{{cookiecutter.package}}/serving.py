@@ -45,6 +45,9 @@ SHOWN_CATEGORIES = 10
 MONITOR = "predictions"
 # Exposed as mlgitops_predictions_total{class, model} on /metrics, a name the kit's monitor and analysis query.
 PREDICTIONS_METRIC = "mlgitops_predictions"
+# The release's own requests (its smoke test, its verification, the canary) carry this header: they are no live
+# traffic, so they are neither counted nor logged, and a window without users stays "no evidence" for the monitor.
+SYNTHETIC_HEADER = "x-mlgitops-synthetic"
 
 
 def one_of(categories: list[str]) -> Callable[[Any, ValidatorFunctionWrapHandler], Any]:
