@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import yaml
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -174,6 +176,20 @@ def kit(project: Path, env: dict[str, str], module: str, *args: str) -> subproce
     return done
 
 
+def call_like_users(project: Path, requests: int, per_request: int = 10) -> int:
+    """Send production requests made of the test split's rows, as users would; the number of predictions."""
+    features = [f["name"] for f in json.loads((project / "models" / "model.json").read_text())["features"]]
+    with (project / "data" / "prepared" / "test.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [{name: float(row[name]) for name in features} for row in csv.DictReader(handle)]
+    live = yaml.safe_load((project / "releases" / "production.yaml").read_text(encoding="utf-8"))["live"]
+    for number in range(requests):
+        batch = [rows[(number * per_request + i) % len(rows)] for i in range(per_request)]
+        status, answer = post(f"{live['url']}/predict", {"instances": batch})
+        if status != 200:
+            raise AssertionError(f"production answered {status}: {answer}")
+    return requests * per_request
+
+
 def release_and_roll_back(project: Path, env: dict[str, str], output: Path) -> bool:
     """Release main to staging and production, merge the tuned model and release it, then roll production back."""
     # `make demo` runs this file as a script: the kit's package is importable only once its folder is on the path.
@@ -193,6 +209,7 @@ def release_and_roll_back(project: Path, env: dict[str, str], output: Path) -> b
     text = params.read_text(encoding="utf-8")
     for name, port in (("staging", 3001), ("production", 3000)):
         text = text.replace(f"      {name}: {port}\n", f"      {name}: {free_port()}\n")
+    text = text.replace("      port: 3002\n", f"      port: {free_port()}\n")  # the canary's
     params.write_text(text, encoding="utf-8")
     sh([*git, "commit", "-qam", "Serve staging and production on free ports"], project, env)
 
@@ -250,7 +267,13 @@ def release_and_roll_back(project: Path, env: dict[str, str], output: Path) -> b
             state = (project / "releases" / f"{environment}.yaml").read_text(encoding="utf-8")
             print(f"\n--- releases/{environment}.yaml ---\n{state}")
         print(sh(["git", "log", "--oneline", "-8", "--", "releases"], project, env))
-        return rolled.returncode == 0
+        print("\n--- users call production, then the model monitor judges the window ---")
+        sent = call_like_users(project, 40)
+        started = time.perf_counter()
+        watched = kit(project, env, "monitor", "check", "--no-issue", "--store", str(store))
+        print(watched.stdout.split("### ✅ Model monitor: production")[-1].strip() or watched.stderr)
+        print(f"{sent} predictions judged in {time.perf_counter() - started:.1f} s")
+        return rolled.returncode == 0 and watched.returncode == 0
     finally:
         for environment in ("staging", "production"):
             LocalTarget(project.name, output / "serving").stop(environment)

@@ -1,6 +1,7 @@
 """Stand-ins for the release tests: a served model speaking the generated service's API, and a store of releases.
 
-`Served` answers as its release's `behaviour` says (honest, skewed, one class for everyone), so each test
+`Served` answers as its release's `behaviour` says (honest, skewed, one class for everyone, honest on the
+reference rows but contrary on any other row), so each test
 states the fault it injects; `FolderStore` keeps releases as folders with a stand-in archive.
 """
 
@@ -58,9 +59,11 @@ class Served(BaseHTTPRequestHandler):
             return self.reply(400, {"error": "unknown feature"})
         labels = []
         for instance in instances:
-            truth = LABELS[instance["row"]]
+            truth = LABELS[instance["row"] % len(LABELS)]
             behaviour = release_["behaviour"]
-            if behaviour == "degenerate":
+            if behaviour == "drifts" and instance["row"] >= len(LABELS):  # honest on the reference rows only
+                labels.append("no" if truth == "yes" else "yes")
+            elif behaviour == "degenerate":
                 labels.append("no")
             elif behaviour == "skewed" and instance["row"] % 2:
                 labels.append("no" if truth == "yes" else "yes")

@@ -157,7 +157,10 @@ class ReleaseWorld:
         sha = self.git("rev-parse", "origin/main")
         repository = {**self._push_event(sha)["repository"], "default_branch": "main"}
         event = {"schedule": "17 * * * *", "ref": "refs/heads/main", "repository": repository}
-        return self._run(self._command("schedule", "monitor.yml", event), self.checkout(sha))
+        run = self._run(self._command("schedule", "monitor.yml", event), self.checkout(sha))
+        # Kept whole for reading after a failure (an assertion shows only its end).
+        (self.world.root / f"monitor-{self.world.runs}.log").write_text(run.log, encoding="utf-8")
+        return run
 
     def state(self, environment: str) -> dict[str, Any]:
         """The environment's state file as origin's main holds it (empty when there is none yet)."""
@@ -199,6 +202,7 @@ def use_free_ports(project: Path) -> None:
     params = path.read_text(encoding="utf-8")
     for environment, default in (("staging", 3001), ("production", 3000)):
         params = params.replace(f"      {environment}: {default}\n", f"      {environment}: {free_port()}\n")
+    params = params.replace("      port: 3002\n", f"      port: {free_port()}\n")  # the canary's
     path.write_text(params, encoding="utf-8")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgitops import kubernetes_target, release, state, targets
+from mlgitops import contract, kubernetes_target, release, state, targets
 from release_standins import SCORE, FolderStore, Served, git
 
 OVERLAY = """\
@@ -117,6 +117,8 @@ def ctx(tmp_path, monkeypatch):
         "ready_seconds": 10,
         "max_majority_share": 0.95,
         "kubernetes": {"overlays": "deploy/k8s"},
+        "canary": contract.DEFAULTS["release"]["canary"],
+        "monitor": {"drop": [], "hash": []},
     }
     branch = state.StateBranch("main")
     target = targets.for_release("kubernetes", "shop", settings, branch)

@@ -4,7 +4,8 @@ One world for the module, in the order a team would live it: two releases go liv
 the monitor says "no evidence"; healthy traffic passes without an issue; a broken upstream that sends one
 feature constant makes production answer one class for everyone: the monitor fails naming both, opens the
 issue and (auto-rollback on) asks for the Rollback workflow, which the test then runs as GitHub would;
-healthy traffic on the release rolled back to closes the issue.
+healthy traffic on the release rolled back to closes the issue. Last, a merge that answers unlike
+production passes staging but is stopped by the canary before production switches.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def test_a_constant_feature_fails_the_monitor_opens_the_issue_and_rollback_follo
     world.merge(set_param("    rollback_after: 0", "    rollback_after: 1"), "Roll back after one failing window")
     before = world.state("production")["live"]["version"]
     broken = [{**row, BROKEN_FEATURE: BROKEN_VALUE} for row in user_rows(world)]
-    send(world, "production", broken, requests=120)
+    # ... for long enough that its requests make nearly the whole window (15,000 predictions against 600 healthy ones)
+    send(world, "production", broken, requests=150, per_request=100)
 
     # When the monitor runs
     run = world.monitor()
@@ -120,6 +122,27 @@ def test_recovery_updates_and_closes_the_issue(world):
     assert issue["number"] == opened["number"] and issue["state"] == "closed"
     assert "is healthy" in issue["body"]
     assert len(world.world.github.dispatches) == 1
+
+
+def test_a_candidate_that_disagrees_with_production_is_stopped_by_the_canary(world):
+    # Given users' traffic on production, and a merge regularising the model so hard that it answers differently
+    send(world, "production", user_rows(world))
+    before = world.state("production")["live"]["version"]
+    world.merge(set_param("  C: 0.8", "  C: 0.0003"), "Regularise very hard")
+
+    # When it is released
+    run = world.release()
+
+    # Then staging takes it (its metric served equals its metric measured), but the canary stops it before production
+    assert run.returncode != 0
+    candidate = world.state("staging")["live"]["version"]
+    production = world.state("production")
+    assert production["live"]["version"] == before != candidate
+    failed = production["history"][-1]
+    assert (failed["version"], failed["outcome"]) == (candidate, "failed")
+    assert "the canary agreed with the live release on" in failed["reason"]
+    assert "without a gain on the reference set" in failed["reason"]
+    assert world.commits()[0] == f"Keep production on {before}: {candidate} failed its canary"
 
 
 def test_monitor_logs_live_in_each_environment_folder(world):

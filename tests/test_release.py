@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import tempfile
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -17,19 +18,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgitops import release, state, targets
+from mlgitops import canary, contract, release, state, targets
 from release_standins import LABELS, SCORE, FolderStore, Served, git
 
 
 class StandInTarget:
     """Stand-in for a deploy target: serves each environment's release from an HTTP server in this process."""
 
+    name = "stand-in"
+    needs_archive = True
+    canary = True
+
     def __init__(self) -> None:
         self.servers: dict[str, ThreadingHTTPServer] = {}
         self.deploys: list[tuple[str, str]] = []
+        self.logs = Path(tempfile.mkdtemp(prefix="standin-monitoring-"))
 
-    name = "stand-in"
-    needs_archive = True
+    def monitoring_dir(self, environment):
+        return self.logs / environment
 
     def deploy(self, environment, *, tag, archive, version, port, env=None, ready_timeout=120.0, image=""):
         self.stop(environment)
@@ -92,6 +98,8 @@ def ctx(tmp_path, monkeypatch):
             "skew_tolerance": 0.001,
             "ready_seconds": 5,
             "max_majority_share": 0.95,
+            "canary": contract.DEFAULTS["release"]["canary"],
+            "monitor": {"drop": [], "hash": []},
         },
         store=FolderStore(tmp_path / "store"),
         target=target,
@@ -248,3 +256,96 @@ def test_the_command_line_names_a_bad_environment_in_one_sentence(ctx, capsys, m
     assert code == 1
     assert "'qa' is not one of the environments in mlgitops.release" in capsys.readouterr().err
     assert sys.modules["mlgitops.release"] is release
+
+
+# --- the canary before production ---
+
+
+def log_live_rows(ctx, environment: str, rows: range) -> None:
+    """Live traffic the environment logged: one request per row, as the served model's monitor writes it."""
+    folder = ctx.target.monitoring_dir(environment) / "predictions" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"bento_version": "v1", "input.row": [row], "label": ["no"]}) for row in rows]
+    (folder / "data.1.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def live_on_both(ctx, version: str, behaviour: str = "honest") -> None:
+    ctx.store.add(version, behaviour)
+    assert release.promote("staging", version, ctx) == 0
+    assert release.promote("production", version, ctx) == 0
+
+
+def test_a_candidate_that_disagrees_with_live_on_live_inputs_is_stopped_before_production(ctx):
+    # Given v1 live, users' rows logged, and v2: honest on the reference set, contrary on any other row
+    live_on_both(ctx, "v1")
+    log_live_rows(ctx, "production", range(8, 40))
+    ctx.store.add("v2", "drifts")
+    assert release.promote("staging", "v2", ctx) == 0  # the reference set alone cannot tell
+
+    # When v2 is promoted to production
+    assert release.promote("production", "v2", ctx) == 1
+
+    # Then the canary stopped it: production never switched, and the reason is in git
+    state_ = ctx.branch.read("production", ctx.branch.fetch())
+    assert state_["live"]["version"] == "v1" and ("v2", "failed") in history(ctx, "production")
+    reason = state_["history"][-1]["reason"]
+    assert "agreed with the live release on 20.0% of 40 requests (at least 90%)" in reason
+    assert "without a gain on the reference set (accuracy 1.0000 against the live release's 1.0000)" in reason
+    assert subjects(ctx)[0] == "Keep production on v1: v2 failed its canary"
+    assert ("production", "v2") not in ctx.target.deploys and ("production-canary", "v2") in ctx.target.deploys
+    assert "production-canary" not in ctx.target.servers  # the canary is stopped afterwards
+
+
+def test_a_candidate_that_agrees_goes_live_with_the_canary_figures_recorded(ctx):
+    live_on_both(ctx, "v1")
+    log_live_rows(ctx, "production", range(8, 40))
+    ctx.store.add("v2")
+    assert release.promote("staging", "v2", ctx) == 0
+
+    assert release.promote("production", "v2", ctx) == 0
+
+    figures = ctx.branch.read("production", ctx.branch.fetch())["live"]["verified"]["canary"]
+    assert figures["agreement"] == 1.0 and figures["live_rows"] == 32 and figures["reference_rows"] == 8
+    assert figures["inputs"] == "the reference set and the 32 newest live rows"
+
+
+def test_hashed_inputs_are_not_replayed_and_the_canary_says_it_used_the_reference_set(ctx):
+    # Given a team that logs a feature hashed: its logged rows cannot be sent again
+    ctx.settings["monitor"] = {"drop": [], "hash": ["row"]}
+    live_on_both(ctx, "v1")
+    log_live_rows(ctx, "production", range(8, 40))
+    ctx.store.add("v2", "drifts")
+    assert release.promote("staging", "v2", ctx) == 0
+
+    # When v2 goes to production, the canary compares the reference set only (where v2 is honest)
+    assert release.promote("production", "v2", ctx) == 0
+
+    figures = ctx.branch.read("production", ctx.branch.fetch())["live"]["verified"]["canary"]
+    assert figures["live_rows"] == 0
+    assert figures["inputs"].startswith("the reference set only: row are not logged in clear")
+
+
+def test_a_candidate_that_differs_but_scores_better_on_the_reference_set_may_differ(ctx, tmp_path):
+    # Given a live release that answers half the reference rows wrongly and an honest candidate
+    ctx.store.add("v1", "skewed")
+    candidate = ctx.store.add("v2")
+    servers = [
+        ctx.target.deploy(name, tag="", archive=ctx.store.root / v / "shop.bento", version=v, port=0)
+        for name, v in (("live", "v1"), ("candidate", "v2"))
+    ]
+    reference = {**candidate, "reference_dir": str(ctx.store.root / "v2")}
+
+    def score(folder, answers):
+        return release.score(folder, answers, ctx)
+
+    # When the canary compares them
+    settings = contract.DEFAULTS["release"]["canary"]
+    better = canary.compare(*servers, reference, [], settings, score)
+    # Then the candidate disagrees on half the rows, yet passes: it scores better than live
+    assert better.checks["agreement"] == 0.5 and better.checks["candidate"] > better.checks["live"]
+    assert better.failure == ""
+    # ... and the live release, compared the other way round, is stopped: it would be a loss
+    worse = canary.compare(
+        servers[1], servers[0], {**reference, "reference_dir": str(ctx.store.root / "v2")}, [], settings, score
+    )
+    assert "agreed with the live release on 50.0% of 8 requests" in worse.failure

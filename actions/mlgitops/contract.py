@@ -54,6 +54,15 @@ DEFAULTS: dict[str, Any] = {
         "ready_seconds": 120,
         # Where the `kubernetes` target pins each environment's image (one kustomize overlay per environment).
         "kubernetes": {"overlays": "deploy/kubernetes/overlays"},
+        # Before the last environment switches, the candidate answers beside the live release (canary.py).
+        "canary": {
+            "enabled": True,
+            "port": 3002,
+            "min_agreement": 0.9,
+            "max_psi": 0.25,
+            "min_gain": 0.0,
+            "live_rows": 500,
+        },
     },
     # What the served model logs of each prediction; the service reads it from the params.yaml in its Bento.
     "monitor": {"sample": 1.0, "drop": [], "hash": []},
@@ -64,11 +73,14 @@ DEFAULTS: dict[str, Any] = {
         "max_prediction_psi": 0.25,
         "max_error_rate": 0.01,
         "max_p95_seconds": 1.0,
+        # A window is a sample of live traffic, noisier than the datasets the data check compares:
+        # the same statistics, wider limits (a mean moved by a whole standard deviation).
+        "drift": {"numeric_threshold": 1.0, "categorical_threshold": 0.25},
         "rollback_after": 0,
     },
 }
 # Settings that are a share of something, from 0 to 1.
-SHARES = {f"{SECTION}.monitor.sample", f"{SECTION}.watch.max_error_rate"}
+SHARES = {f"{SECTION}.monitor.sample", f"{SECTION}.watch.max_error_rate", f"{SECTION}.release.canary.min_agreement"}
 # The newest version of each file format the two sides exchange that this kit reads.
 FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
 

@@ -73,6 +73,8 @@ class LocalTarget:
 
     name = "local"
     needs_archive = True
+    # It can serve a candidate beside the live release on this machine, for the canary before production.
+    canary = True
 
     def __init__(self, project: str, home: Path | None = None, *, command: Sequence[str] | None = None) -> None:
         """command replaces `bentoml serve {tag} --host 127.0.0.1 --port {port}` ({tag}, {port} filled in)."""

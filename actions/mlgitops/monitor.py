@@ -319,8 +319,9 @@ def judge(
         checks += answer_checks(traffic, reference, settings)
         checks += input_checks(traffic, training, settings)
     checks += service_checks(traffic, watch)
+    # Healthy needs enough answers to judge; a check without evidence of its own (no counters) is shown as such.
     outcomes = {check.outcome for check in checks}
-    verdict = FAILING if FAIL in outcomes else NO_EVIDENCE if NO_EVIDENCE in outcomes else HEALTHY
+    verdict = FAILING if FAIL in outcomes else NO_EVIDENCE if checks[0].outcome == NO_EVIDENCE else HEALTHY
     return verdict, checks
 
 
@@ -359,7 +360,7 @@ def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: di
         return [Check("input drift", NO_EVIDENCE, "", "", "this target's monitor has no logged inputs")]
     if not training:
         return [Check("input drift", NO_EVIDENCE, "", "", "no training profile to compare the inputs with")]
-    rules = settings["data_check"]["drift"]
+    rules = settings["watch"]["drift"]
     head = live_profile(traffic, training)
     base = {**training, "columns": {k: v for k, v in training["columns"].items() if k in head["columns"]}}
     findings = [f for f in data_check.drift(base, head, rules) if f.value is not None]
@@ -367,7 +368,7 @@ def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: di
         return [Check("input drift", NO_EVIDENCE, "", "", "no logged feature to compare (dropped or hashed)")]
     drifted = sorted((f for f in findings if f.value > f.threshold), key=lambda f: -f.value)
     largest = max(findings, key=lambda f: f.value / (f.threshold or 1))
-    if drifted and rules["fail"]:
+    if drifted:
         named = ", ".join(f"{md.code(f.column)} ({f.message})" for f in drifted[:SHOWN_FEATURES])
         more = f" and {len(drifted) - SHOWN_FEATURES} more" if len(drifted) > SHOWN_FEATURES else ""
         return [
@@ -375,7 +376,7 @@ def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: di
                 "input drift",
                 FAIL,
                 f"{len(drifted)} of {len(findings)} features",
-                "data check's drift thresholds",
+                limits(rules),
                 f"drifted from the training data: {named}{more}",
             )
         ]
@@ -384,10 +385,15 @@ def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: di
             "input drift",
             PASS,
             f"{len(drifted)} of {len(findings)} features",
-            "data check's drift thresholds",
+            limits(rules),
             f"largest: {md.code(largest.column)}, {largest.message}",
         )
     ]
+
+
+def limits(rules: dict[str, Any]) -> str:
+    """The drift limits, in words."""
+    return f"Wasserstein ≤ {rules['numeric_threshold']:g} std, PSI ≤ {rules['categorical_threshold']:g}"
 
 
 def service_checks(traffic: Traffic, watch: dict[str, Any]) -> list[Check]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from . import contract, gha, state, store, targets
+from . import canary, contract, gha, state, store, targets
 from . import markdown as md
 
 REFERENCE_FILES = ("reference.json", "reference.csv", "reference_requests.json")
@@ -167,6 +167,46 @@ def score(reference: Path, served: list[dict[str, Any]], ctx: Context) -> dict[s
 # --- operations ---
 
 
+def run_canary(environment: str, release: dict[str, Any], live: dict[str, Any], ctx: Context) -> canary.Canary | None:
+    """Serve the candidate beside the live release of the last environment and compare them; None when not run."""
+    settings = ctx.settings["canary"]
+    if not settings["enabled"] or environment != ctx.settings["environments"][-1] or not live:
+        return None
+    if not getattr(ctx.target, "canary", False):
+        # Kubernetes runs its canary in the cluster (Argo Rollouts' analysis); BentoCloud has its own.
+        print(f"{environment}: no canary in CI for the {ctx.target.name} target")
+        return None
+    serving = ctx.target.current(environment) or {}
+    if not serving.get("alive"):
+        gha.annotate("warning", f"{environment}'s live release does not answer, so no canary compared the two.")
+        return None
+    requests = Path(release["reference_dir"]) / "reference_requests.json"
+    features = list(json.loads(requests.read_text(encoding="utf-8"))["instances"][0])
+    hidden = ctx.settings["monitor"]["drop"] + ctx.settings["monitor"]["hash"]
+    if hidden:
+        rows: list[dict[str, Any]] = []
+        inputs = f"the reference set only: {', '.join(hidden)} are not logged in clear, so live rows cannot be replayed"
+    else:
+        rows = canary.live_inputs(ctx.target.monitoring_dir(environment), features, int(settings["live_rows"]))
+        inputs = f"the reference set and the {len(rows)} newest live rows"
+    where = f"{environment}-canary"
+    print(f"{environment}: the candidate {release['version']} answers beside {live['version']} ({inputs})", flush=True)
+    url = ctx.target.deploy(
+        where,
+        tag=release["bento"],
+        archive=Path(release["archive_path"]),
+        version=release["version"],
+        port=int(settings["port"]),
+        ready_timeout=float(ctx.settings["ready_seconds"]),
+    )
+    try:
+        found = canary.compare(serving["url"], url, release, rows, settings, lambda ref, ans: score(ref, ans, ctx))
+    finally:
+        ctx.target.stop(where)
+    found.checks["inputs"] = inputs
+    return found
+
+
 def describe(verified: Verification, release: dict[str, Any]) -> str:
     """One line on what verification measured."""
     served = verified.checks.get("served") or {}
@@ -212,6 +252,8 @@ def recover(environment: str, ctx: Context) -> None:
     pending = current.get("pending")
     if not pending:
         return
+    if getattr(ctx.target, "canary", False):  # a canary the killed run left serving
+        ctx.target.stop(f"{environment}-canary")
     note = restore(environment, current, ctx)
     reason = f"the run releasing it stopped before it finished; {note}"
     gha.annotate("warning", f"{environment}: {pending['version']} was interrupted; {note}.", title="release")
@@ -278,7 +320,15 @@ def promote(environment: str, version: str, ctx: Context) -> int:
             lambda _old, _new: f"Start releasing {version} to {environment}",
         )
         print(f"{environment}: releasing {version} (live: {live.get('version') or 'nothing'})", flush=True)
+        try:
+            trial = run_canary(environment, release, live, ctx)
+        except (targets.DeployError, ReleaseError) as err:
+            trial = canary.Canary(failure=f"the canary could not compare the two: {err}")
+        if trial and trial.failure:
+            return stopped_by_canary(environment, release, live, trial, ctx)
         url, verified = try_release(environment, release, ctx)
+        if verified.passed and trial:
+            verified.checks["canary"] = trial.checks
         if verified.passed:
             line = describe(verified, release)
             ctx.branch.update(
@@ -307,6 +357,24 @@ def promote(environment: str, version: str, ctx: Context) -> int:
         gha.annotate("error", f"{version} failed on {environment}: {reason}; {note}.", title="release")
         gha.add_summary(f"### ❌ {environment}: {version} failed\n\n{md.text(reason)}.\n\nRolled back: {note}.")
         return 1
+
+
+def stopped_by_canary(
+    environment: str, release: dict[str, Any], live: dict[str, Any], trial: canary.Canary, ctx: Context
+) -> int:
+    """Record that the canary stopped the release before it switched the environment (which never stopped serving)."""
+    reason, version = trial.failure, release["version"]
+    ctx.branch.update(
+        environment,
+        lambda s: state.failed(s, release, reason, state.now(), ctx.by),
+        lambda _old, _new: f"Keep {environment} on {live['version']}: {version} failed its canary\n\n{reason}.",
+    )
+    gha.annotate("error", f"{version} did not reach {environment}: {reason}.", title="release")
+    gha.add_summary(f"### ❌ {environment}: {version} stopped by the canary\n\n{md.text(reason, limit=600)}.")
+    if live.get("url"):
+        gha.set_output("url", live["url"])
+    print(f"{environment}: {version} stopped by the canary: {reason}")
+    return 1
 
 
 def already_live(environment: str, release: dict[str, Any], ctx: Context) -> int:
@@ -424,7 +492,11 @@ def context(args: argparse.Namespace) -> Iterator[Context]:
     """The operation's context, with a scratch folder removed afterwards."""
     project, package = project_names()
     settings = contract.load()
-    release_settings = {**settings["release"], "max_majority_share": settings["report"]["max_majority_share"]}
+    release_settings = {
+        **settings["release"],
+        "max_majority_share": settings["report"]["max_majority_share"],
+        "monitor": settings["monitor"],
+    }
     branch = state.StateBranch(args.state_branch, args.remote)
     with tempfile.TemporaryDirectory(prefix="mlgitops-release-") as work:
         yield Context(
