@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -236,3 +237,23 @@ def test_live_profile_matches_the_data_checks_statistics() -> None:
 
     assert profile["columns"]["radius"]["quantiles"][0] == 1.0 and profile["columns"]["radius"]["missing"] == 2
     assert profile["columns"]["colour"]["counts"] == dict(Counter(red=2, blue=1))
+
+
+def test_labels_and_feature_names_from_the_data_stay_inert_in_the_report(tmp_path: Path) -> None:
+    # Given a model whose class and feature names carry markdown and HTML, answering that class for everyone
+    hostile = "x|y`<img src=a onerror=b>"
+    profile = training_profile()
+    profile["columns"][hostile] = profile["columns"].pop("radius")
+    rows = [{f"input.{hostile}": [0.0] * 10, "label": [hostile] * 10} for _ in range(30)]
+    write_log(tmp_path, rows)
+    since = dt.datetime.now() - dt.timedelta(hours=1)
+    traffic = monitor.read_log(monitor.log_files(tmp_path), "v1", since, profile, set())
+
+    verdict, checks = monitor.judge(traffic, REFERENCE, profile, SETTINGS)
+    report = monitor.render("production", {"version": "v1", "model": "m:1"}, traffic, verdict, checks, 24, {}, 0)
+
+    # Then each check is still one table row of five cells, and no raw tag reaches the page
+    rows_ = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows_) == len(checks) and verdict == monitor.FAILING
+    outside_code = re.sub(r"``.*?``", "", report)
+    assert "<img" not in outside_code and "``x\\|y`<img src=a onerror=b>``" in report

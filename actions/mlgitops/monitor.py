@@ -335,7 +335,7 @@ def answer_checks(traffic: Traffic, reference: dict[str, Any], settings: dict[st
             PASS if share <= limit else FAIL,
             f"{share:.1%} ({md.code(top)})",
             f"≤ {limit:.0%}",
-            "" if share <= limit else f"{share:.1%} of the window's predictions are {top!r}",
+            "" if share <= limit else f"{share:.1%} of the window's predictions are {md.code(top)}",
         )
     ]
     expected = Counter(str(label) for label in reference.get("labels") or [])
@@ -369,7 +369,7 @@ def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: di
     drifted = sorted((f for f in findings if f.value > f.threshold), key=lambda f: -f.value)
     largest = max(findings, key=lambda f: f.value / (f.threshold or 1))
     if drifted:
-        named = ", ".join(f"{md.code(f.column)} ({f.message})" for f in drifted[:SHOWN_FEATURES])
+        named = ", ".join(f"{md.code(f.column)} ({md.text(f.message)})" for f in drifted[:SHOWN_FEATURES])
         more = f" and {len(drifted) - SHOWN_FEATURES} more" if len(drifted) > SHOWN_FEATURES else ""
         return [
             Check(
@@ -386,7 +386,7 @@ def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: di
             PASS,
             f"{len(drifted)} of {len(findings)} features",
             limits(rules),
-            f"largest: {md.code(largest.column)}, {largest.message}",
+            f"largest: {md.code(largest.column)}, {md.text(largest.message)}",
         )
     ]
 
@@ -523,7 +523,8 @@ def render(
         "",
         md.table(
             ["check", "value", "limit", "", "finding"],
-            [[c.name, c.value, c.limit, ICONS[c.outcome], md.text(c.message, limit=600)] for c in checks],
+            # Each message is markdown already, its untrusted parts (labels, feature names) made inert where built.
+            [[c.name, c.value, c.limit, ICONS[c.outcome], c.message] for c in checks],
         ),
         "",
     ]
