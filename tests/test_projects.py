@@ -129,11 +129,11 @@ def predictions_counted(url: str) -> dict[tuple[str, str], float]:
     return {(label, model): float(value) for label, model, value in series}
 
 
-def predict_with_headers(url: str, instances: list[dict]) -> tuple[dict, dict[str, str]]:
+def predict_with_headers(url: str, instances: list[dict], **headers: str) -> tuple[dict, dict[str, str]]:
     request = urllib.request.Request(
         f"{url}/predict",
         data=json.dumps({"instances": instances}).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **headers},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -242,6 +242,20 @@ def test_served_bento_logs_each_request_under_the_id_it_answers_with(served):
     for label in answer["predictions"][0]["probabilities"]:
         assert record[f"probability.{label}"] == [p["probabilities"][label] for p in answer["predictions"]]
     assert record["timestamp"]
+
+
+def test_served_bento_neither_counts_nor_logs_the_releases_own_requests(served):
+    # Given the served project, and a request as the kit's verification, smoke test and canary send it
+    project, env, tag, url = served
+    before = predictions_counted(url)
+    instance = first_test_instance(project, env)
+    synthetic = {"X-MLGitOps-Synthetic": "release-check"}
+    # When it is answered
+    answer, _ = predict_with_headers(url, [instance] * 3, **synthetic)
+    # Then it got its answer, but no counter moved and no record was written under its id
+    assert len(answer["predictions"]) == 3
+    assert predictions_counted(url) == before
+    assert answer["request_id"] not in logged(env, tag)
 
 
 def test_served_bento_counts_every_prediction_by_class_on_metrics(served):
