@@ -584,7 +584,7 @@ def watch_environment(environment: str, ctx: MonitorContext) -> Outcome | None:
         return None
     watch = ctx.settings["watch"]
     window_hours = float(watch["window_hours"])
-    reference, training, _profile_source = release_files(ctx, live)
+    reference, training, profile_source = release_files(ctx, live)
     skip = set(ctx.settings["monitor"]["drop"]) | set(ctx.settings["monitor"]["hash"])
     target = ctx.settings["release"]["target"]
     if target == "local":
@@ -622,6 +622,8 @@ def watch_environment(environment: str, ctx: MonitorContext) -> Outcome | None:
         rollback = f"the model monitor found {live['version']} failing {windows} windows in a row: {failed}"
         memory["rollback_requested"] = live["version"]
     report = render(environment, live, traffic, verdict, checks, window_hours, memory, rollback_after)
+    if profile_source and traffic.has_inputs:
+        report += f"\n\nInputs were compared with {md.text(profile_source)}."
     if rollback:
         report += f"\n\nRollback requested: the Rollback workflow serves {environment}'s previous good release."
     outcome = Outcome(environment, verdict, report, rollback=rollback)
