@@ -181,12 +181,13 @@ class ReleaseWorld:
         return subprocess.run(log, capture_output=True, text=True, check=True).stdout.splitlines()
 
     def predict(self, environment: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
-        """The environment's answer to a /predict request, from the URL its state records."""
+        """The environment's answer to a /predict request (its model and predictions), at the URL its state records."""
         from demo import post
 
         status, answer = post(f"{self.state(environment)['live']['url']}/predict", {"instances": instances})
         assert status == 200, answer
-        return answer
+        # Each request has an id of its own; what the model answered is the rest.
+        return {key: value for key, value in answer.items() if key != "request_id"}
 
     def stop_serving(self) -> None:
         """Stop every environment this world's releases started on the serving machine."""
