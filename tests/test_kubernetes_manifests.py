@@ -1,7 +1,8 @@
 """The kubernetes target's manifests, rendered and validated offline for every baked kubernetes combination.
 
 Each overlay renders with `kubectl kustomize`; built-in kinds validate strictly against Kubernetes' own schemas
-(kubernetes-validate), Argo CD and Flux objects with the validators their @kubernetes-models packages ship.
+(kubernetes-validate); Argo CD, Argo Rollouts, Flux and Prometheus Operator objects with the validators their
+@kubernetes-models packages ship.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ VALIDATOR = ROOT / "tests" / "k8s" / "validate_custom_resources.mjs"
 ENVIRONMENTS = contract.DEFAULTS["release"]["environments"]
 PROJECT = "cancer-classifier"
 DIGEST = "sha256:" + "5e" * 32
+# API groups of the custom resources the overlays render (the canary's Rollout and analysis, the scrape).
+CUSTOM_GROUPS = ("argoproj.io/", "monitoring.coreos.com/")
+# What each overlay renders: production serves through the canary, a Rollout in place of the Deployment.
+KINDS = {
+    "staging": {"Namespace", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor"},
+    "production": {"Namespace", "Rollout", "AnalysisTemplate", "Service", "PodDisruptionBudget", "PodMonitor"},
+}
 
 
 def overlay(project: Path, environment: str) -> Path:
@@ -80,6 +88,20 @@ def by_kind(documents: list[dict], kind: str) -> dict:
     return found
 
 
+def workload(documents: list[dict]) -> dict:
+    """The Bento's pods' owner: the Deployment, or the Rollout that replaces it where the canary is on."""
+    (found,) = [document for document in documents if document["kind"] in ("Deployment", "Rollout")]
+    return found
+
+
+def builtin(documents: list[dict]) -> list[dict]:
+    return [document for document in documents if not document["apiVersion"].startswith(CUSTOM_GROUPS)]
+
+
+def custom(documents: list[dict]) -> list[dict]:
+    return [document for document in documents if document["apiVersion"].startswith(CUSTOM_GROUPS)]
+
+
 @pytest.fixture(scope="module")
 def kubernetes_project(shared_bake, churn_csv) -> Path:
     """The first kubernetes combination of the matrix, baked once: tests only read it."""
@@ -93,9 +115,11 @@ def test_every_kubernetes_bake_renders_overlays_that_validate(shared_bake, churn
     assert sorted(p.name for p in (project / "deploy/kubernetes/overlays").iterdir()) == sorted(ENVIRONMENTS)
     for environment in ENVIRONMENTS:
         # when each overlay is rendered, then every built-in kind in it is valid for every version,
+        # and every custom resource (the canary's Rollout and analysis, the scrape) is valid for its controller,
         documents = kustomize(overlay(project, environment))
-        assert {d["kind"] for d in documents} == {"Namespace", "Deployment", "Service", "PodDisruptionBudget"}
-        assert builtin_errors(documents) == []
+        assert {d["kind"] for d in documents} == KINDS[environment]
+        assert builtin_errors(builtin(documents)) == []
+        assert custom_resource_errors(custom(documents)) == []
     # and the Argo CD and Flux objects are valid custom resources.
     objects = controller_objects(project)
     assert sorted(d["kind"] for d in objects) == ["Application", "Application", "GitRepository"] + ["Kustomization"] * 2
@@ -110,8 +134,8 @@ def test_rendered_deployment_runs_the_overlay_image_probed_on_its_port(kubernete
     assert entry == {"name": PROJECT, "newName": f"ghcr.io/your-name/{PROJECT}", "newTag": "unreleased"}
     # when it is rendered,
     documents = kustomize(overlay(kubernetes_project, environment))
-    deployment = by_kind(documents, "Deployment")
-    # then the Deployment runs the image the overlay names, in the environment's namespace,
+    deployment = workload(documents)
+    # then the workload runs the image the overlay names, in the environment's namespace,
     assert deployment["metadata"]["namespace"] == by_kind(documents, "Namespace")["metadata"]["name"]
     assert deployment["metadata"]["namespace"] == f"{PROJECT}-{environment}"
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -132,7 +156,7 @@ def test_overlays_and_controllers_name_the_repository_answered(fast_bake):
     project = fast_bake(deploy_target="kubernetes", github_repository="Octo-Org/cancer-classifier")
     # then the image is the lowercased repository on GHCR, and Argo CD and Flux fetch the repository as answered.
     for environment in ENVIRONMENTS:
-        deployment = by_kind(kustomize(overlay(project, environment)), "Deployment")
+        deployment = workload(kustomize(overlay(project, environment)))
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "ghcr.io/octo-org/cancer-classifier:unreleased"
     urls = {d["spec"]["source"]["repoURL"] for d in controller_objects(project) if d["kind"] == "Application"}
@@ -157,12 +181,13 @@ def test_a_release_rewriting_the_overlay_pins_the_image_by_digest(kubernetes_pro
     path = deploy / "kubernetes" / "overlays" / environment / "kustomization.yaml"
     before = path.read_text(encoding="utf-8")
     pin_like_a_release(path, "ghcr.io/octo/cancer-classifier", DIGEST)
-    # then the Deployment runs exactly that digest, with no tag,
-    deployment = by_kind(kustomize(path.parent), "Deployment")
+    # then the workload runs exactly that digest, with no tag,
+    deployment = workload(kustomize(path.parent))
     assert (
         deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/octo/cancer-classifier@{DIGEST}"
     )
-    assert builtin_errors([deployment]) == []
+    assert builtin_errors(builtin([deployment])) == []
+    assert custom_resource_errors(custom([deployment])) == []
     # and the release's commit changes only the image lines: the comment block and every setting stay as written.
     after = path.read_text(encoding="utf-8")
     assert split_leading_comment(after)[0] == split_leading_comment(before)[0]
@@ -202,12 +227,56 @@ def test_the_custom_resource_validation_rejects_bad_and_unknown_objects(kubernet
     del application["spec"]["destination"]
     kustomization = json.loads(json.dumps(objects["Kustomization"]))
     kustomization["spec"]["prune"] = "yes"
-    rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": PROJECT}}
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": PROJECT}}
+    # and a canary Rollout whose step weight is a string, and an analysis metric without its provider,
+    production = kustomize(overlay(kubernetes_project, "production"))
+    rollout = json.loads(json.dumps(by_kind(production, "Rollout")))
+    rollout["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = "34"
+    analysis = json.loads(json.dumps(by_kind(production, "AnalysisTemplate")))
+    del analysis["spec"]["metrics"][0]["provider"]
     # when they are validated together,
-    errors = custom_resource_errors([application, kustomization, rollout, objects["GitRepository"]])
+    errors = custom_resource_errors([application, kustomization, widget, objects["GitRepository"], rollout, analysis])
     # then each bad one gets one line saying why, and the valid one none.
     assert errors == [
         f"document 1 (Application {PROJECT}-staging): data/spec must have required property destination",
         f"document 2 (Kustomization {PROJECT}-staging): data/spec/prune must be boolean",
-        f"document 3 (Rollout {PROJECT}): no installed model knows apiVersion argoproj.io/v1alpha1 kind Rollout",
+        f"document 3 (Widget {PROJECT}): no installed model knows apiVersion example.com/v1 kind Widget",
+        f"document 5 (Rollout {PROJECT}): data/spec/strategy/canary/steps/0/setWeight must be integer",
+        f"document 6 (AnalysisTemplate {PROJECT}-canary): data/spec/metrics/0 must have required property provider",
     ]
+
+
+def test_production_reaches_a_new_release_through_a_canary_whose_analysis_is_guarded(kubernetes_project):
+    # Given production's rendered manifests,
+    documents = kustomize(overlay(kubernetes_project, "production"))
+    rollout, analysis = by_kind(documents, "Rollout"), by_kind(documents, "AnalysisTemplate")
+    # then one pod of a new release serves first, and the analysis runs before the rest follow,
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    assert steps[0] == {"setWeight": 34} and len(steps) == 2
+    step = steps[1]["analysis"]
+    assert [t["templateName"] for t in step["templates"]] == [analysis["metadata"]["name"]]
+    assert analysis["metadata"]["namespace"] == rollout["metadata"]["namespace"]
+    # with every argument the template declares, the canary's pods told apart by their template hash,
+    assert sorted(a["name"] for a in step["args"]) == sorted(a["name"] for a in analysis["spec"]["args"])
+    assert {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}} in step["args"]
+    # the label the scrape copies from the pods, on the counters the served model and BentoML expose.
+    relabel = by_kind(documents, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    assert relabel[0]["targetLabel"] == "rollouts_pod_template_hash"
+    metrics = {metric["name"]: metric for metric in analysis["spec"]["metrics"]}
+    assert "mlgitops_predictions_total" in metrics["top-class-share"]["provider"]["prometheus"]["query"]
+    assert "bentoml_service_request_total" in metrics["error-rate"]["provider"]["prometheus"]["query"]
+    # Each measurement passes or fails only on a number: an empty or NaN result (no traffic yet) is neither,
+    # and the limits are the ones params.yaml gives the report and the monitor.
+    guard = "len(result) > 0 && !isNaN(result[0])"
+    limits = {
+        "top-class-share": contract.DEFAULTS["report"]["max_majority_share"],
+        "error-rate": contract.DEFAULTS["watch"]["max_error_rate"],
+    }
+    for name, limit in limits.items():
+        assert metrics[name]["successCondition"] == f"{guard} && result[0] <= {limit}"
+        assert metrics[name]["failureCondition"] == f"{guard} && result[0] > {limit}"
+        # and too little traffic to judge filters the result away, which is inconclusive too.
+        assert "> 20)" in metrics[name]["provider"]["prometheus"]["query"]
+    params = yaml.safe_load((kubernetes_project / "params.yaml").read_text())["mlgitops"]
+    assert params["report"]["max_majority_share"] == limits["top-class-share"]
+    assert params["watch"]["max_error_rate"] == limits["error-rate"]

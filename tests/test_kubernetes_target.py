@@ -51,11 +51,24 @@ class Pods(Served):
         return super().do_POST()
 
 
+def read(path: Path) -> dict | None:
+    """A release manifest, or None while the store is still writing it."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
 class StandInCluster:
-    """Stand-in for a cluster synced by Argo CD or Flux: serves what each overlay on the remote's main pins."""
+    """Stand-in for a cluster synced by Argo CD or Flux: serves what each overlay on the remote's main pins.
+
+    A release whose version is in `aborted` stands for one whose Argo Rollouts canary analysis fails: the
+    stable release keeps serving, as Argo Rollouts leaves it when it aborts a rollout.
+    """
 
     def __init__(self, origin: Path, store: FolderStore, environments: list[str]) -> None:
         self.origin, self.store = origin, store
+        self.aborted: set[str] = set()
         self.servers = {}
         for environment in environments:
             server = ThreadingHTTPServer(("127.0.0.1", 0), Pods)
@@ -74,8 +87,10 @@ class StandInCluster:
             for environment, server in self.servers.items():
                 text = git(self.origin, "show", f"main:{kubernetes_target.overlay_path('deploy/k8s', environment)}")
                 pinned = kubernetes_target.pinned_image(text, "shop")
-                releases = [json.loads(p.read_text()) for p in self.store.root.glob("*/release.json")]
-                server.release = next((r for r in releases if r.get("image") == pinned), None)
+                releases = [release for path in self.store.root.glob("*/release.json") if (release := read(path))]
+                found = next((r for r in releases if r.get("image") == pinned), None)
+                if found is None or found["version"] not in self.aborted:
+                    server.release = found
             time.sleep(0.1)
 
     def close(self) -> None:
@@ -182,6 +197,36 @@ def test_a_release_that_fails_verification_is_reverted_in_git(ctx, monkeypatch):
         ("v1", "live"),
         ("v2", "failed"),
     ]
+
+
+def test_an_aborted_canary_analysis_is_written_back_to_git_as_a_revert_with_the_reason(ctx, monkeypatch):
+    # Given production serving v1 through the canary component (an Argo Rollouts Rollout),
+    ctx.store.add("v1", image=image("v1"))
+    ctx.store.add("v2", image=image("v2"))
+    path = Path(kubernetes_target.overlay_path("deploy/k8s", "production"))
+    canary = "  - ../../base\ncomponents:\n  - ../../components/canary\n"
+    path.write_text(path.read_text().replace("  - ../../base\n", canary))
+    git(Path.cwd(), "commit", "-qam", "Serve production through the canary")
+    git(Path.cwd(), "push", "-q", "origin", "HEAD:main")
+    for environment in ("staging", "production"):
+        at(ctx, environment, monkeypatch)
+        assert release.promote(environment, "v1", ctx) == 0
+    at(ctx, "staging", monkeypatch)
+    assert release.promote("staging", "v2", ctx) == 0
+    before = overlay(ctx, "production")
+    # when v2's canary analysis aborts in the cluster, so the stable v1 keeps answering,
+    ctx.cluster.aborted.add("v2")
+    ctx.settings["ready_seconds"] = 1
+    at(ctx, "production", monkeypatch)
+    assert release.promote("production", "v2", ctx) == 1
+    # then the release fails saying the canary kept the stable release, and git reverts to what the cluster runs.
+    failed = ctx.branch.read("production", ctx.branch.fetch())["history"][-1]
+    assert (failed["version"], failed["outcome"]) == ("v2", "failed")
+    assert "its Argo Rollouts canary analysis failed or was inconclusive" in failed["reason"]
+    assert "kubectl argo rollouts get rollout shop -n shop-production" in failed["reason"]
+    assert overlay(ctx, "production") == before
+    assert subjects(ctx)[:2] == ["Keep production on v1: v2 failed", 'Revert "Deploy v2 to production"']
+    assert ctx.cluster.servers["production"].release["version"] == "v1"
 
 
 def test_a_rollback_reverts_the_overlay_and_a_named_older_release_is_pinned_anew(ctx, monkeypatch):

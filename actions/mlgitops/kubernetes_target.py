@@ -6,6 +6,11 @@ overlay's `images:` entry and pushes that as one commit; going back to the relea
 revert of the commit that replaced it, so git and the cluster never disagree. The rollout is done when the
 environment's URL (`MLGITOPS_URL`, set per GitHub environment) answers /readyz and reports the release's Bento
 version on every one of several consecutive requests (old and new pods answer side by side mid-rollout).
+
+An overlay that uses the canary component serves through an Argo Rollouts `Rollout`: a new release reaches one pod,
+and the rest only after the analysis passes. An aborted or inconclusive analysis leaves the stable release serving,
+so the wait times out, the release fails with that reason and the commit that pinned it is reverted: git and the
+cluster agree again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ IMAGE = re.compile(r"(?P<repository>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>s
 SETTLED = 3
 POLL_SECONDS = 2.0
 DEPLOY_SUBJECT = "Deploy {version} to {environment}"
+# How an overlay names the component that turns its Deployment into an Argo Rollouts canary.
+CANARY_COMPONENT = re.compile(r"^\s*-\s*\S*components/canary/?\s*$", re.MULTILINE)
 
 
 def overlay_path(overlays: str, environment: str) -> str:
@@ -172,10 +179,22 @@ class KubernetesTarget:
             if in_a_row >= SETTLED:
                 return
             time.sleep(self.poll_seconds if in_a_row == 0 else 0.2)
+        if self.has_canary(environment):
+            raise DeployError(
+                f"{environment} did not serve {version} on every pod at {url} within {timeout:.0f} s of pinning "
+                f"{image} ({seen}): its Argo Rollouts canary analysis failed or was inconclusive and the stable "
+                f"release kept serving (`kubectl argo rollouts get rollout {self.project} -n "
+                f"{self.project}-{environment}` says which), or the controller did not sync."
+            )
         raise DeployError(
             f"{environment} did not serve {version} at {url} within {timeout:.0f} s of pinning {image} ({seen}); "
             "check the controller's sync and the rollout."
         )
+
+    def has_canary(self, environment: str) -> bool:
+        """Whether the environment's overlay serves through the canary component (an Argo Rollouts Rollout)."""
+        text = self.branch.show(self.branch.ref, overlay_path(self.overlays, environment)) or ""
+        return bool(CANARY_COMPONENT.search(text))
 
     def current(self, environment: str) -> dict[str, Any] | None:
         """What the overlay pins and, when the environment's URL is known, what it serves now."""

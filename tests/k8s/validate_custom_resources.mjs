@@ -1,11 +1,13 @@
-// Validates Kubernetes custom resources (Argo CD, Flux) offline with the compiled validators that the
+// Validates Kubernetes custom resources (Argo CD, Argo Rollouts, Flux, the Prometheus Operator) offline with the compiled validators that the
 // @kubernetes-models packages ship with their models, as Kubernetes' own schemas do not cover them.
 // Reads one JSON value on stdin, a document or an array of documents. Prints one line for each document
 // that is invalid or whose apiVersion and kind no installed package models, and then exits 1; exits 0
 // when every document is valid.
 import { readFileSync } from "node:fs";
 import * as argoCd from "@kubernetes-models/argo-cd";
+import * as argoRollouts from "@kubernetes-models/argo-rollouts";
 import * as fluxCd from "@kubernetes-models/flux-cd";
+import * as prometheusOperator from "@kubernetes-models/prometheus-operator";
 
 // Every model class of the packages, by "apiVersion kind" (the packages export them grouped by API group and version).
 const models = new Map();
@@ -19,7 +21,9 @@ function collect(group) {
   }
 }
 collect(argoCd);
+collect(argoRollouts);
 collect(fluxCd);
+collect(prometheusOperator);
 
 const input = JSON.parse(readFileSync(0, "utf8"));
 const documents = Array.isArray(input) ? input : [input];
