@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := --numprocesses $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: demo test test-fast bench lint lock clean
+.PHONY: demo test test-fast bench lint lock clean prometheus
 
 $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,17 @@ tests/node_modules/.installed: tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error
 	touch $@
 
+# A real Prometheus, which the tests of the monitor's and the canary analysis' queries run: Debian's package.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+prometheus:
+	@command -v prometheus >/dev/null || $(APT_INSTALL) prometheus >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null; }
+
 demo: $(VENV)/.installed  ## Bake the default project into demo/, reproduce, build, serve and predict.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/demo.py demo
 
-test: $(VENV)/.installed tests/node_modules/.installed  ## All tests, including the slow end-to-end ones.
+test: $(VENV)/.installed tests/node_modules/.installed prometheus  ## All tests, including the slow end-to-end ones.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: $(VENV)/.installed tests/node_modules/.installed  ## Unit and quick bake tests only.

@@ -28,6 +28,9 @@ from helpers import (
     write_cookiecutter_config,
     write_penguins_csv,
 )
+from mlgitops import contract, monitor
+from mlgitops import prometheus as promql
+from prometheus_server import prometheus, scraped
 
 pytestmark = pytest.mark.slow
 
@@ -272,6 +275,69 @@ def test_served_bento_counts_every_prediction_by_class_on_metrics(served):
     expected = {label: sum(p["label"] == label for a in answers for p in a["predictions"]) for label in classes}
     assert {label: after[label, model] - before[label, model] for label in classes} == expected
     assert sum(expected.values()) == 4
+
+
+def analysis_queries(namespace: str, canary_hash: str) -> dict[str, str]:
+    """The canary AnalysisTemplate's PromQL by metric, from the template, with Argo Rollouts' arguments filled in."""
+    path = ROOT / "{{cookiecutter.project}}" / "deploy" / "kubernetes" / "components" / "canary"
+    path /= "analysistemplate.yaml"
+    text = path.read_text(encoding="utf-8").replace("{% raw %}", "").replace("{% endraw %}", "")
+    template = yaml.safe_load(text.replace("{{ cookiecutter.project }}", "shop"))
+    return {
+        metric["name"]: metric["provider"]["prometheus"]["query"]
+        .replace("{{args.namespace}}", namespace)
+        .replace("{{args.canary-hash}}", canary_hash)
+        for metric in template["spec"]["metrics"]
+    }
+
+
+def test_prometheus_scraping_the_served_bento_gives_the_monitor_and_the_canary_analysis_their_figures(
+    served, tmp_path, monkeypatch
+):
+    # Given a real Prometheus scraping the served Bento as a canary pod of shop-production,
+    project, env, tag, url = served
+    target = url.removeprefix("http://")
+    labels = {"namespace": "shop-production", "rollouts_pod_template_hash": "canary1"}
+    (model,) = {model for _label, model in predictions_counted(url)}
+    live = {"version": tag.split(":")[1], "model": model}
+    analysis = analysis_queries("shop-production", "canary1")
+    # (BentoML creates a route's request series at its first request: Prometheus must see them from before.)
+    instance = first_test_instance(project, env)
+    post(f"{url}/predict", {"instances": [instance]})
+    with prometheus(tmp_path / "prometheus", {target: labels}) as prom:
+        scraped(prom, target)
+        # when nobody has called it yet, then every class counts 0 and the analysis has no figure (inconclusive),
+        quiet = promql.evidence(prom, namespace="shop-production", window_seconds=60, **live)
+        assert set(quiet["labels"].values()) == {0.0}
+        assert [promql.query(prom, q) for q in analysis.values()] == [[], []]
+        # and when 30 users get the same answer, the monitor's figures and the analysis' share both show it.
+        answers = [post(f"{url}/predict", {"instances": [instance]})[1] for _ in range(30)]
+        (label,) = {answer["predictions"][0]["label"] for answer in answers}
+        scraped(prom, target)
+        found = promql.evidence(prom, namespace="shop-production", window_seconds=60, **live)
+        # (`increase` extrapolates to the window's edges: counts are close to, not exactly, what was served)
+        assert 27 <= found["labels"][label] <= 60
+        assert {other for other, count in found["labels"].items() if count} == {label}
+        assert 27 <= found["requests"] <= 60 and found["errors"] == 0.0
+        assert 0 < found["p95_seconds"] < 5
+        ((_, share),) = promql.query(prom, analysis["top-class-share"])
+        ((_, errors),) = promql.query(prom, analysis["error-rate"])
+        assert share > contract.DEFAULTS["report"]["max_majority_share"] and errors == 0.0
+        # A namespace Prometheus scrapes nothing of has no data at all, which the monitor calls "no evidence".
+        monkeypatch.setenv("PROMETHEUS_URL", prom)
+        traffic = monitor.prometheus_traffic("shop", "staging", live, 3600)
+        assert (traffic.predictions, traffic.requests, traffic.errors, traffic.p95_seconds) == (0, None, None, None)
+        reference = {"labels": [label] * 10}
+        verdict, _checks = monitor.judge(traffic, reference, None, contract.from_params({}))
+        assert verdict == monitor.NO_EVIDENCE
+        # and the production window of the same traffic, judged with 20 predictions as enough evidence, fails on
+        # its top class share.
+        settings = contract.from_params({})
+        settings["watch"]["min_predictions"] = 20
+        traffic = monitor.prometheus_traffic("shop", "production", live, 60)
+        verdict, checks = monitor.judge(traffic, reference, None, settings)
+        assert verdict == monitor.FAILING
+        assert any(check.name == "top class share" and check.outcome == monitor.FAIL for check in checks)
 
 
 def test_served_bento_drops_hashes_and_samples_as_its_params_say(served_penguins):

@@ -239,23 +239,27 @@ def local_traffic(
     return traffic
 
 
-def prometheus_traffic(project: str, environment: str, window_seconds: int) -> Traffic:
+def prometheus_traffic(project: str, environment: str, live: dict[str, Any], window_seconds: int) -> Traffic:
     """The window on the `kubernetes` target: Prometheus' counters of the environment's pods (no inputs)."""
     url = os.environ.get("PROMETHEUS_URL", "")
-    if not url:
+    if not url.startswith(("http://", "https://")):
         raise MonitorError(
             "the kubernetes target's monitor reads Prometheus: set the PROMETHEUS_URL variable to its address."
         )
     from . import prometheus
 
-    found = prometheus.evidence(
-        url,
-        namespace=f"{project}-{environment}",
-        service=project,
-        window_seconds=window_seconds,
-        token=os.environ.get("PROMETHEUS_TOKEN", ""),
-    )
-    labels = Counter({str(name): round(count) for name, count in found["labels"].items()})
+    try:
+        found = prometheus.evidence(
+            url,
+            namespace=f"{project}-{environment}",
+            model=str(live.get("model", "")),
+            version=str(live["version"]),
+            window_seconds=window_seconds,
+            token=os.environ.get("PROMETHEUS_TOKEN", ""),
+        )
+    except prometheus.PrometheusError as err:
+        raise MonitorError(str(err)) from None
+    labels = Counter({str(name): round(count) for name, count in found["labels"].items() if round(count) > 0})
     return Traffic(
         source=found["source"],
         predictions=sum(labels.values()),
@@ -591,7 +595,7 @@ def watch_environment(environment: str, ctx: MonitorContext) -> Outcome | None:
         since = dt.datetime.now() - dt.timedelta(hours=window_hours)
         traffic = local_traffic(ctx.project, environment, live, since, training or {"columns": {}}, skip)
     elif target == "kubernetes":
-        traffic = prometheus_traffic(ctx.project, environment, int(window_hours * 3600))
+        traffic = prometheus_traffic(ctx.project, environment, live, int(window_hours * 3600))
     else:
         raise MonitorError(
             f"the monitor reads the local and kubernetes targets' traffic; {target!r} keeps its own (see the README)."
