@@ -361,7 +361,7 @@ def answer_checks(traffic: Traffic, reference: dict[str, Any], settings: dict[st
 def input_checks(traffic: Traffic, training: dict[str, Any] | None, settings: dict[str, Any]) -> list[Check]:
     """Each logged feature against the training profile, with the data check's statistics and thresholds."""
     if not traffic.has_inputs:
-        return [Check("input drift", NO_EVIDENCE, "", "", "this target's monitor has no logged inputs")]
+        return [Check("input drift", NO_EVIDENCE, "", "", "Prometheus holds counters, not inputs: see the README")]
     if not training:
         return [Check("input drift", NO_EVIDENCE, "", "", "no training profile to compare the inputs with")]
     rules = settings["watch"]["drift"]
