@@ -8,7 +8,8 @@ and serves it with the kit's `local` target on a port of its own. An ingress sta
 `http://127.0.0.1:PORT/<environment>/...` to the environment's server, so one URL with `{environment}` in it
 serves every environment, as path-based ingress routing does. An image missing from the registry is an
 image pull failure: nothing new serves, and the old server goes on (Kubernetes keeps old pods when new ones
-cannot start).
+cannot start). Production's Argo Rollouts `Rollout` (the canary component) is served like a Deployment whose
+canary analysis passes: no Argo Rollouts controller runs here (tests/test_kubernetes_target.py has the abort).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class StandInCluster:
         return f"http://127.0.0.1:{self.ingress.server_address[1]}/{{environment}}"
 
     def image(self, environment: str) -> str | None:
-        """The image the environment's Deployment runs, rendered from origin's main as the controller sees it."""
+        """The image the environment's Deployment (or Rollout) runs, rendered from origin's main as the controller
+        sees it."""
         with _checkout(self.origin) as tree:
             rendered = subprocess.run(
                 ["kubectl", "kustomize", str(tree / "deploy" / "kubernetes" / "overlays" / environment)],
@@ -96,7 +98,7 @@ class StandInCluster:
                 check=True,
             ).stdout
         for document in yaml.safe_load_all(rendered):
-            if document and document.get("kind") == "Deployment":
+            if document and document.get("kind") in ("Deployment", "Rollout"):
                 return document["spec"]["template"]["spec"]["containers"][0]["image"]
         return None
 
