@@ -180,12 +180,17 @@ class ReleaseWorld:
         log = ["git", "--git-dir", str(self.origin), "log", "--format=%s", "main"]
         return subprocess.run(log, capture_output=True, text=True, check=True).stdout.splitlines()
 
-    def predict(self, environment: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
-        """The environment's answer to a /predict request (its model and predictions), at the URL its state records."""
+    def ask(self, environment: str, route: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The environment's answer to a POST on `route`, at the URL its state records; it must be a 200."""
         from demo import post
 
-        status, answer = post(f"{self.state(environment)['live']['url']}/predict", {"instances": instances})
+        status, answer = post(f"{self.state(environment)['live']['url']}/{route}", payload)
         assert status == 200, answer
+        return answer
+
+    def predict(self, environment: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
+        """The environment's answer to a /predict request (its model and predictions), at the URL its state records."""
+        answer = self.ask(environment, "predict", {"instances": instances})
         # Each request has an id of its own; what the model answered is the rest.
         return {key: value for key, value in answer.items() if key != "request_id"}
 

@@ -64,6 +64,8 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
                 "__main__",
                 "data",
                 "evaluate",
+                "feedback",
+                "live",
                 "metadata",
                 "params",
                 "reference",
@@ -79,6 +81,7 @@ def expected_files(options: dict, package: str = "cancer_classifier") -> set[str
             for name in (
                 "conftest",
                 "test_data",
+                "test_feedback",
                 "test_model",
                 "test_project",
                 "test_reference",

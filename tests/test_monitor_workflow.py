@@ -44,6 +44,12 @@ def user_rows(world) -> list[dict]:
     return [{k: float(v) for k, v in row.items() if k != "target"} for row in rows]
 
 
+def true_labels(world) -> list[str]:
+    """The test split's labels, in the order of user_rows."""
+    with (world.project / "data/prepared/test.csv").open(newline="", encoding="utf-8") as handle:
+        return [row["target"] for row in csv.DictReader(handle)]
+
+
 def send(world, environment: str, rows: list[dict], requests: int = 60, per_request: int = 10) -> None:
     """User traffic: `requests` requests of `per_request` instances each, cycling through the rows."""
     cycle = itertools.cycle(rows)
@@ -68,11 +74,19 @@ def test_with_no_user_traffic_the_monitor_says_no_evidence_and_opens_nothing(wor
 
 def test_healthy_traffic_passes_and_opens_no_issue(world):
     send(world, "production", user_rows(world))
+    # Users send the true labels of 100 answers later, through /feedback.
+    rows, labels = user_rows(world), true_labels(world)
+    for start in range(0, 100, 10):
+        answer = world.ask("production", "predict", {"instances": rows[start : start + 10]})
+        world.ask("production", "feedback", {"request_id": answer["request_id"], "labels": labels[start : start + 10]})
 
     run = world.monitor()
 
     assert run.returncode == 0, run.log[-6000:]
     assert "Model monitor: production is healthy" in run.log
+    # The live metric on the labelled answers, scored by the project's own evaluate stage, holds.
+    rows = [line for line in run.log.splitlines() if "| live metric (feedback) |" in line]
+    assert any("| f1_macro 0." in row and "| ✅ |" in row for row in rows), rows
     assert issues(world) == []
 
 

@@ -261,6 +261,39 @@ def test_served_bento_neither_counts_nor_logs_the_releases_own_requests(served):
     assert answer["request_id"] not in logged(env, tag)
 
 
+def test_served_bento_stores_feedback_for_an_answered_request_once(served):
+    # Given a request of two instances the served project answered, and one of the release's own checks,
+    project, env, tag, url = served
+    classes = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))["classes"]
+    instance = first_test_instance(project, env)
+    request_id = post(f"{url}/predict", {"instances": [instance, instance]})[1]["request_id"]
+    synthetic, _ = predict_with_headers(url, [instance], **{"X-MLGitOps-Synthetic": "release-check"})
+    # when its true labels are sent, they are stored,
+    labels = [classes[0], classes[-1]]
+    assert post(f"{url}/feedback", {"request_id": request_id, "labels": labels}) == (
+        200,
+        {"request_id": request_id, "stored": 2},
+    )
+    # and every bad feedback gets a 400 saying why: a replay, an unknown id, the release's own request (never
+    # indexed), a label outside the classes, a count that differs, a missing field.
+    refused = [
+        ({"request_id": request_id, "labels": labels}, "stored once"),
+        ({"request_id": "123", "labels": [classes[0]]}, "no request '123' was answered here"),
+        ({"request_id": synthetic["request_id"], "labels": [classes[0]]}, "was answered here"),
+        ({"request_id": request_id, "labels": ["not-a-class", classes[0]]}, "is not one of the model's classes"),
+        ({"request_id": request_id, "labels": [classes[0]]}, "had 2 instance(s)"),
+        ({"request_id": request_id}, "labels"),
+    ]
+    for payload, message in refused:
+        status, body = post(f"{url}/feedback", payload)
+        assert status == 400 and message in json.dumps(body), (payload, status, body)
+    # Nothing was stored twice: one feedback line, beside the prediction log in the Bento's working folder.
+    name, version = tag.split(":")
+    folder = Path(env["BENTOML_HOME"]) / "bentos" / name / version / "src" / "monitoring" / "feedback"
+    stored = [json.loads(line) for line in (folder / "feedback.jsonl").read_text().splitlines()]
+    assert [(record["request_id"], record["labels"]) for record in stored] == [(request_id, labels)]
+
+
 def test_served_bento_counts_every_prediction_by_class_on_metrics(served):
     # Given the served project's counters, one series per class from the start
     project, env, _tag, url = served

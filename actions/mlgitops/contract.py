@@ -77,10 +77,19 @@ DEFAULTS: dict[str, Any] = {
         # the same statistics, wider limits (a mean moved by a whole standard deviation).
         "drift": {"numeric_threshold": 1.0, "categorical_threshold": 0.25},
         "rollback_after": 0,
+        # True labels sent to /feedback: each release's live metric over the requests of the last `window_hours`
+        # that got one, with an interval at `confidence`; below the offline metric by more than `tolerance`
+        # (interval and all) is decay. Labels arrive late, so the window is longer than the traffic's.
+        "feedback": {"window_hours": 168, "min_labels": 50, "confidence": 0.95, "tolerance": 0.02},
     },
 }
 # Settings that are a share of something, from 0 to 1.
-SHARES = {f"{SECTION}.monitor.sample", f"{SECTION}.watch.max_error_rate", f"{SECTION}.release.canary.min_agreement"}
+SHARES = {
+    f"{SECTION}.monitor.sample",
+    f"{SECTION}.watch.max_error_rate",
+    f"{SECTION}.release.canary.min_agreement",
+    f"{SECTION}.watch.feedback.confidence",
+}
 # The newest version of each file format the two sides exchange that this kit reads.
 FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
 

@@ -32,6 +32,8 @@ BENTO_TAG = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<version>[A-Za-
 STORE = "bentoml"
 SUPERVISOR_LOG = "supervisor.log"
 MONITORING = "monitoring"
+# The served model's own index of answered requests and their feedback (MLGITOPS_FEEDBACK_DIR), in the folder above.
+FEEDBACK, FEEDBACK_VARIABLE = "feedback", "MLGITOPS_FEEDBACK_DIR"
 # Variables the runner sets for a job: a server that outlives the job must neither carry its tokens nor
 # RUNNER_TRACKING_ID, by which the runner finds and kills what a job left running.
 JOB_VARIABLES = re.compile(r"^(?:GITHUB_|RUNNER_|ACTIONS_|INPUT_|STATE_)|^CI$")
@@ -95,6 +97,10 @@ class LocalTarget:
     def monitoring_dir(self, environment: str) -> Path:
         """Where the environment's served model logs what it answers (BentoML's monitor writes under it)."""
         return self.env_dir(environment) / MONITORING
+
+    def feedback_dir(self, environment: str) -> Path:
+        """Where the environment's served model indexes the requests it answered and stores their feedback."""
+        return self.monitoring_dir(environment) / FEEDBACK
 
     def has_bento(self, tag: str) -> bool:
         """Whether the target's store holds the Bento tag (BentoML keeps bentos/<name>/<version>/bento.yaml)."""
@@ -266,6 +272,8 @@ class LocalTarget:
         folder = self.monitoring_dir(environment)
         logs = [f"services.{name}.monitoring.options.log_path={folder}" for name in self.services(tag)]
         environ["BENTOML_CONFIG_OPTIONS"] = " ".join(filter(None, [environ.get("BENTOML_CONFIG_OPTIONS", ""), *logs]))
+        # Its index of answered requests and the feedback sent for them, beside the log (the service's feedback.py).
+        environ[FEEDBACK_VARIABLE] = str(self.feedback_dir(environment))
         # Run as a script with -P: the package's folder must not shadow modules on the server's path.
         script = str(Path(supervisor.__file__).absolute())
         command = [sys.executable, "-P", script, "--env-dir", str(directory), "--port", str(port)]

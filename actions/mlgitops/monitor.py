@@ -567,6 +567,7 @@ class MonitorContext:
     """What every environment's run needs."""
 
     project: str
+    package: str
     settings: dict[str, Any]
     store_url: str
     work: Path
@@ -611,6 +612,12 @@ def watch_environment(environment: str, ctx: MonitorContext) -> Outcome | None:
         traffic.counters = window_counters(now, memory.get("counters") if same else None)
         memory["counters"] = now
     verdict, checks = judge(traffic, reference, training, ctx.settings)
+    comparison = ""
+    if target == "local":
+        found, comparison = feedback_checks(ctx, environment, live)
+        checks += found
+        if any(check.outcome == FAIL for check in found):
+            verdict = FAILING
     if memory.get("version") != live["version"]:
         memory["failing_windows"] = 0
         memory.pop("rollback_requested", None)
@@ -628,6 +635,8 @@ def watch_environment(environment: str, ctx: MonitorContext) -> Outcome | None:
     report = render(environment, live, traffic, verdict, checks, window_hours, memory, rollback_after)
     if profile_source and traffic.has_inputs:
         report += f"\n\nInputs were compared with {md.text(profile_source)}."
+    if comparison:
+        report += f"\n\n{comparison}"
     if rollback:
         report += f"\n\nRollback requested: the Rollback workflow serves {environment}'s previous good release."
     outcome = Outcome(environment, verdict, report, rollback=rollback)
@@ -637,13 +646,64 @@ def watch_environment(environment: str, ctx: MonitorContext) -> Outcome | None:
     return outcome
 
 
+def feedback_checks(ctx: MonitorContext, environment: str, live: dict[str, Any]) -> tuple[list[Check], str]:
+    """The live release's metric on the answers users labelled through /feedback, against its offline metric
+    (decay), and the comparison of two releases that answered in the feedback window; `local` target only."""
+    from . import ground_truth
+    from .local_target import LocalTarget
+
+    rules = ctx.settings["watch"]["feedback"]
+    name = "live metric (feedback)"
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=float(rules["window_hours"]))
+    versions, classes = ground_truth.joined(LocalTarget(ctx.project).feedback_dir(environment), since)
+    needed = int(rules["min_labels"])
+    labelled = len(versions.get(live["version"], {"y": []})["y"])
+    scored = {version: rows for version, rows in versions.items() if len(rows["y"]) >= needed}
+    too_few = Check(name, NO_EVIDENCE, f"{labelled:,} labelled", f"≥ {needed:,}", "too few true labels yet")
+    if not scored:
+        return [too_few], ""
+    manifest = release_manifest(ctx, live)
+    metric = manifest["metric"]
+    try:
+        found = ground_truth.live_metrics(
+            ctx.package, scored, classes, metric["name"], float(rules["confidence"]), ctx.work
+        )
+    except ground_truth.GroundTruthError as err:
+        raise MonitorError(str(err)) from None
+    comparison = ground_truth.comparison_text(found)
+    entry = found["versions"].get(live["version"])
+    if entry is None:
+        return [too_few], comparison
+    offline, tolerance = float(metric["offline"]), float(rules["tolerance"])
+    higher = bool(found["higher_is_better"])
+    decayed = entry["high"] < offline - tolerance if higher else entry["low"] > offline + tolerance
+    check = Check(
+        name,
+        FAIL if decayed else PASS,
+        f"{metric['name']} {ground_truth.figure(entry)}",
+        f"offline {offline:.4f} ± {tolerance:g}",
+        (
+            f"decay: {metric['name']} on {entry['rows']:,} labelled answers is {entry['value']:.4f}, its interval "
+            f"beyond the offline {offline:.4f} by more than {tolerance:g}"
+        )
+        if decayed
+        else "",
+    )
+    return [check], comparison
+
+
+def release_manifest(ctx: MonitorContext, live: dict[str, Any]) -> dict[str, Any]:
+    """The live release's manifest (release.json) from the store: its metric and offline value."""
+    return ctx.open_store().manifest(live["version"])
+
+
 def check(args: argparse.Namespace) -> int:
     """Judge every environment (or the named ones); write the summary, the issues and the rollbacks due."""
     import tempfile
 
     from .release import project_names
 
-    project, _package = project_names()
+    project, package = project_names()
     settings = contract.load()
     environments = args.environment or settings["release"]["environments"]
     github = None
@@ -654,7 +714,7 @@ def check(args: argparse.Namespace) -> int:
             raise MonitorError("GITHUB_REPOSITORY is not set, so the monitor does not know where its issues live.")
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="mlgitops-monitor-") as work:
-        ctx = MonitorContext(project, settings, args.store, Path(work), github, repository)
+        ctx = MonitorContext(project, package, settings, args.store, Path(work), github, repository)
         for environment in environments:
             outcome = watch_environment(environment, ctx)
             if outcome is None:

@@ -27,6 +27,7 @@ PATH_OPTIONS = {
     "example": ("test", "model_meta"),
     "reference": ("model", "model_meta", "test"),
     "score": (),
+    "live": (),
 }
 # Exit code of `score` when the predictions or the reference cannot be scored, apart from other errors.
 UNSCORABLE = 2
@@ -183,6 +184,20 @@ def cmd_score(args: argparse.Namespace, _params: Params) -> int:
     return 0
 
 
+def cmd_live(args: argparse.Namespace, _params: Params) -> int:
+    import json
+
+    from . import live
+
+    try:
+        request = json.loads(args.feedback.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"error: cannot read the joined feedback: {err}", file=sys.stderr)
+        return UNSCORABLE
+    print(json.dumps(live.live_metrics(request), indent=2))
+    return 0
+
+
 COMMANDS = {
     "prepare": (cmd_prepare, "load the data and write the train/test split"),
     "schema": (cmd_schema, "declare the data schema by inferring it from the current data"),
@@ -193,6 +208,7 @@ COMMANDS = {
     "example": (cmd_example, "print a /predict request made from the first complete test row"),
     "reference": (cmd_reference, "write a frozen sample of the test split, its requests and the model's answers"),
     "score": (cmd_score, "score a service's predictions of the reference rows against the model's own"),
+    "live": (cmd_live, "each release's live metric from feedback, with intervals, and whether two releases differ"),
 }
 
 
@@ -207,6 +223,10 @@ def add_options(name: str, command: argparse.ArgumentParser) -> None:
         command.add_argument("--reference", type=Path, required=True, help="folder the reference command wrote")
         command.add_argument(
             "--predictions", type=Path, required=True, help="JSON list of the service's predictions, in row order"
+        )
+    if name == "live":
+        command.add_argument(
+            "--feedback", type=Path, required=True, help="JSON of labelled answers by version (the monitor writes it)"
         )
 
 

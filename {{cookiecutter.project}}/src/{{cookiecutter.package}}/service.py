@@ -11,6 +11,7 @@ import joblib
 from bentoml._internal.context import trace_context
 from pydantic import BaseModel, Field
 
+from .feedback import FeedbackRefused, FeedbackStore
 from .metadata import read_meta, sha256
 from .params import load_monitor
 from .registry import tag_for
@@ -75,6 +76,7 @@ class Classifier:
         # Set when BentoML serves a Bento: every logged prediction names the release that made it.
         version = bentoml.server_context.bento_version
         self.recorder = Recorder(RECORDING, self.meta["features"], self.classes, TAG, version)
+        self.feedback_store = FeedbackStore.from_environment(self.classes, TAG, version)
         self.ready = readiness(self.answer_probe)
 
     def answer_probe(self) -> list[Prediction]:
@@ -103,7 +105,22 @@ class Classifier:
         if SYNTHETIC_HEADER not in ctx.request.headers:
             monitor = functools.partial(bentoml.monitor, MONITOR)
             self.recorder.record(request_id, instances, answered.predictions, monitor)
+            self.feedback_store.record(str(request_id), answered.predictions)
         return Answer(model=answered.model, predictions=answered.predictions, request_id=str(request_id))
+
+    @bentoml.api
+    def feedback(
+        self,
+        request_id: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9]+$")],
+        labels: Annotated[list[str], Field(min_length=1, max_length=MAX_INSTANCES)],
+    ) -> dict[str, Any]:
+        """The true labels of an answered request, one per instance in request order, stored once: 400 for an id
+        this service did not answer, a label that is not a class, a count that differs, or a second time."""
+        try:
+            self.feedback_store.accept(request_id, labels)
+        except FeedbackRefused as err:
+            raise bentoml.exceptions.InvalidArgument(str(err)) from None
+        return {"request_id": request_id, "stored": len(labels)}
 
     @bentoml.api
     def model_info(self) -> dict[str, Any]:
@@ -113,4 +130,4 @@ class Classifier:
         return {"tag": TAG, "bento_version": bentoml.server_context.bento_version, **about}
 
 
-Classifier.add_asgi_middleware(JsonOnly, paths=("/predict", "/model_info"))
+Classifier.add_asgi_middleware(JsonOnly, paths=("/predict", "/feedback", "/model_info"))
