@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := --numprocesses $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: demo test test-fast bench lint lock clean prometheus
+.PHONY: demo test test-fast bench docs lint lock clean prometheus
 
 $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,11 @@ test-fast: $(VENV)/.installed tests/node_modules/.installed  ## Unit and quick b
 bench: $(VENV)/.installed  ## Every benchmark in benchmarks/ (minutes); writes BENCHMARKS.md. Not part of `make test`.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py --write $(if $(BENCH_NOTE),--note "$(BENCH_NOTE)")
 
+docs: $(VENV)/.installed  ## The documentation site into site/ (mkdocs-material, offline, strict); open site/index.html.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lock:  ## Re-resolve requirements/dev.txt from requirements/dev.in.
 	$(BIN)/uv pip compile requirements/dev.in -o requirements/dev.txt --python-version 3.11 --no-header --quiet
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache tests/node_modules
+	rm -rf $(VENV) demo site .pytest_cache tests/node_modules
