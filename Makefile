@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := --numprocesses $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: demo test test-fast bench docs lint lock clean prometheus
+.PHONY: demo test test-fast bench docs lint lock clean debian-tools
 
 $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,20 +25,23 @@ tests/node_modules/.installed: tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error
 	touch $@
 
-# A real Prometheus, which the tests of the monitor's and the canary analysis' queries run: Debian's package.
+# Debian packages the tests run for real: Prometheus (the monitor's and the canary analysis' queries) and
+# Chromium (the screenshot of the pull request's report).
+DEBIAN_TOOLS := prometheus chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
-prometheus:
-	@command -v prometheus >/dev/null || $(APT_INSTALL) prometheus >/dev/null || \
-		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null; }
+debian-tools:
+	@missing="$$(for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done)"; \
+	[ -z "$$missing" ] || $(APT_INSTALL) $$missing >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing >/dev/null; }
 
-demo: $(VENV)/.installed  ## Bake the default project into demo/, reproduce, build, serve and predict.
+demo: $(VENV)/.installed tests/node_modules/.installed  ## Bake the default project into demo/, reproduce, build, serve and predict.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tests/demo.py demo
 
-test: $(VENV)/.installed tests/node_modules/.installed prometheus  ## All tests, including the slow end-to-end ones.
+test: $(VENV)/.installed tests/node_modules/.installed debian-tools  ## All tests, including the slow end-to-end ones.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL)
 
-test-fast: $(VENV)/.installed tests/node_modules/.installed  ## Unit and quick bake tests only.
+test-fast: $(VENV)/.installed tests/node_modules/.installed debian-tools  ## Unit and quick bake tests only.
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_PARALLEL) -m "not slow"
 
 bench: $(VENV)/.installed  ## Every benchmark in benchmarks/ (minutes); writes BENCHMARKS.md. Not part of `make test`.

@@ -3,8 +3,8 @@
 - `index.md`: the README; `benchmarks.md`: BENCHMARKS.md (links between them rewritten for the site).
 - `options.md`: every question of `cookiecutter.json`, with its prompt, choices and default.
 - `releases.md`, `monitoring.md`: sections of the generated project's README, rendered for the default answers.
-- `report.md`: the pull request report `make demo` wrote, as GitHub renders it (tables and Mermaid charts), when
-  the demo has run; otherwise the page says how to make it.
+- `report.md`: the pull request report `make demo` wrote, with the screenshot it took of the report as GitHub
+  renders it, when the demo has run; otherwise the page says how to make it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_README = ROOT / "{{cookiecutter.project}}" / "README.md"
 DEMO_REPORT = ROOT / "demo" / "cancer-classifier" / "reports" / "pr" / "model_report.md"
+DEMO_SCREENSHOT = ROOT / "demo" / "report" / "report.png"
 # Repository files the README links to, and where they are on the site.
 SITE_LINKS = {"BENCHMARKS.md": "benchmarks.md", "docs/": ""}
 
@@ -140,6 +141,9 @@ def report_page() -> str:
         "",
     ]
     if DEMO_REPORT.is_file():
+        if DEMO_SCREENSHOT.is_file():
+            lines += ["![The report as GitHub shows it, screenshot by headless Chromium](report.png)", ""]
+            lines += ["The same report, rendered by this site:", ""]
         return "\n".join([*lines, "---", "", DEMO_REPORT.read_text(encoding="utf-8")])
     return "\n".join(
         [*lines, "!!! info", "    Run `make demo`, then build the site again: this page shows the report it wrote.", ""]
@@ -167,4 +171,6 @@ def on_files(files: Files, config: Any) -> Files:
     }
     for name, content in pages.items():
         files.append(File.generated(config, name, content=content))
+    if DEMO_REPORT.is_file() and DEMO_SCREENSHOT.is_file():
+        files.append(File.generated(config, "report.png", abs_src_path=str(DEMO_SCREENSHOT)))
     return files

@@ -140,7 +140,21 @@ def demo(output: Path) -> int:
     report = pull_request_report(project, env)
     print(f"\n--- the model report of a pull request that sets model.C to 0.3 ---\n\n{report}")
     released = release_and_roll_back(project, env, output)
+    pictures(report, output / "report")
     return 0 if status == 200 and bad_status == 400 and released else 1
+
+
+def pictures(report: str, folder: Path) -> None:
+    """The pull request's report as GitHub shows it: an HTML page, and its screenshot where Chromium is installed."""
+    import report_page
+
+    print("\n--- the pull request's report as GitHub shows it ---")
+    page = report_page.write_page(report, folder, title="Model report: tune-c")
+    print(f"page: {page} (open it in a browser; it needs no network)")
+    if report_page.chromium() is None:
+        print("no screenshot: Chromium is not installed (Debian's package `chromium`; `make test` installs it)")
+        return
+    print(f"screenshot, by headless Chromium: {report_page.screenshot(page, folder / 'report.png')}")
 
 
 def pull_request_report(project: Path, env: dict[str, str]) -> str:
