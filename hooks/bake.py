@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import keyword
 import math
 import os
@@ -82,6 +83,21 @@ MISSING_VALUES = frozenset(
 PIPELINE_MODULES = ("dvc", "sklearn", "pandas", "pandera", "joblib", "yaml")
 
 
+# Set while `cruft update` renders the template to compare two versions of it (the Template update workflow
+# sets it): the render is not a new project, so the hooks add nothing from outside the template (no CSV, no
+# git repository, no pipeline run), which the project has already and an update must not touch.
+UPDATE_VARIABLE = "MLGITOPS_TEMPLATE_UPDATE"
+# cruft's record of the template a project came from, which `cruft update` reads.
+CRUFT_FILE = ".cruft.json"
+# Answers cookiecutter adds about this one run, not about the project.
+RUN_ONLY_ANSWERS = ("_output_dir", "_repo_dir", "_checkout", "_cookiecutter", "_template", "_commit")
+
+
+def updating() -> bool:
+    """True while the hooks run inside a template update's render."""
+    return os.environ.get(UPDATE_VARIABLE) == "1"
+
+
 class AnswerError(ValueError):
     """An answer that cannot produce a working project; the message is one sentence for the user."""
 
@@ -128,8 +144,10 @@ def validate(answers: dict) -> None:
     if answers["deploy_target"] == "kubernetes":
         validate_kubernetes_names(project)
     if answers["dataset"] == "csv":
-        path = Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None
-        validate_csv(path, answers["target_column"], float(answers["_test_size"]))
+        # An update renders on a machine without the CSV; the project holds its copy already.
+        if not updating():
+            path = Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None
+            validate_csv(path, answers["target_column"], float(answers["_test_size"]))
     elif answers["csv_path"]:
         raise AnswerError(
             f"csv_path is set but dataset is {answers['dataset']!r}; choose dataset 'csv' or leave csv_path empty."
@@ -295,6 +313,12 @@ review the `data/schema.yaml` it declares from the data, and commit what it writ
 Until `main` holds results, pull requests are compared with a baseline CI reproduces from their base commit."""
 
 
+# Printed when the template is not a git checkout, so there is no commit to record for later updates.
+NO_TEMPLATE_RECORD_NOTE = """\
+note: the template is not a git checkout, so the project records no template version (.cruft.json) and the
+Template update workflow cannot update it. To enable it, run `cruft link <template's git URL>` in the project."""
+
+
 def first_run(project_dir: Path) -> bool:
     """Reproduce the baseline when this Python can; say why not otherwise. True when a baseline exists."""
     if not can_reproduce():
@@ -315,9 +339,40 @@ def drop_unused(answers: dict, project_dir: Path) -> None:
         shutil.rmtree(project_dir / "deploy", ignore_errors=True)
 
 
+def git_output(args: list[str], cwd: Path) -> str | None:
+    """A git command's output, or None when it fails (not a repository, no remote)."""
+    found = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def template_record(answers: dict, template_dir: Path) -> dict | None:
+    """What `cruft update` needs to update the project later, in cruft's format: where the template lives, the
+    commit it was rendered from and the answers. None when the template is not a git checkout (a zip archive)."""
+    top = git_output(["rev-parse", "--show-toplevel"], template_dir)
+    commit = git_output(["rev-parse", "HEAD"], template_dir)
+    if not top or not commit or Path(top).resolve() != template_dir.resolve():
+        return None
+    # A template cookiecutter cloned (gh:OWNER/REPO) has its remote as origin; a local checkout, maybe none.
+    address = git_output(["remote", "get-url", "origin"], template_dir) or str(template_dir)
+    context = {key: value for key, value in answers.items() if key not in RUN_ONLY_ANSWERS}
+    context |= {"_template": address, "_commit": commit}
+    return {
+        "template": address,
+        "commit": commit,
+        "checkout": None,
+        "context": {"cookiecutter": context},
+        "directory": None,
+    }
+
+
 def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
     """Hook entry point: drop unused files, bring in the data and actions, init git, reproduce the baseline, commit."""
     drop_unused(answers, project_dir)
+    if updating():
+        # Only what every render of this version has: the vendored actions belong to the template's files.
+        if answers["actions_source"] == "vendored":
+            vendor_actions(template_dir, project_dir)
+        return 0
     if answers["dataset"] == "csv":
         target = project_dir / "data" / "raw" / "dataset.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -330,6 +385,11 @@ def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
         )
         return 0
     run(["git", "init", "--quiet", "--initial-branch=main"], project_dir)
+    record = template_record(answers, template_dir)
+    if record is None:
+        print(NO_TEMPLATE_RECORD_NOTE, file=sys.stderr)
+    else:
+        (project_dir / CRUFT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir)
     message = "Create project from template" + (" with a reproduced baseline" if reproduced else "")
     git_commit_all(project_dir, message, answers["author_name"], answers["author_email"])

@@ -200,3 +200,40 @@ def test_hooks_are_rendered_with_the_template_folder_cookiecutter_works_in(tmp_p
     environment = jinja2.Environment(extensions=[template_dir.TemplateDirExtension])
     # when a hook asks for the template's folder, then it gets that folder as an absolute path.
     assert environment.from_string("{{ template_dir() }}").render() == str(tmp_path)
+
+
+def test_an_update_render_skips_the_csv_check_and_everything_outside_the_template(answers, tmp_path, monkeypatch):
+    # Given an update render (cruft update, on a machine without the project's CSV),
+    monkeypatch.setenv(bake.UPDATE_VARIABLE, "1")
+    csv = csv_answers(answers, tmp_path / "not-on-this-machine.csv")
+    # then the answers pass without the file,
+    bake.validate(csv)
+    # and the post-generation hook adds only the template's own files: no data, no git repository, no record.
+    rendered = tmp_path / "render"
+    rendered.mkdir()
+    assert bake.post_gen(csv, rendered, ROOT) == 0
+    assert (rendered / ".github" / "actions" / "mlgitops").is_dir()
+    assert not (rendered / ".git").exists() and not (rendered / "data").exists()
+    assert not (rendered / bake.CRUFT_FILE).exists()
+
+
+def test_a_bake_from_a_git_checkout_records_the_template_for_updates(answers, tmp_path, monkeypatch):
+    # Given a template that is a git checkout with an origin (as cookiecutter's clone of gh:OWNER/REPO is),
+    template = tmp_path / "template"
+    template.mkdir()
+    for args in (["init", "-q"], ["remote", "add", "origin", "https://github.com/octo/kit.git"]):
+        bake.subprocess.run(["git", *args], cwd=template, check=True)
+    bake.subprocess.run(
+        ["git", "-c", "user.name=a", "-c", "user.email=a@b.c", "commit", "-q", "--allow-empty", "-m", "v1"],
+        cwd=template,
+        check=True,
+    )
+    # then the record names the remote and the commit, with the project's answers and none of the run's.
+    record = bake.template_record({**answers, "_output_dir": "/tmp/x", "_repo_dir": "/tmp/y"}, template)
+    head = bake.subprocess.run(["git", "rev-parse", "HEAD"], cwd=template, capture_output=True, text=True).stdout
+    assert (record["template"], record["commit"]) == ("https://github.com/octo/kit.git", head.strip())
+    context = record["context"]["cookiecutter"]
+    assert context["project"] == answers["project"] and "_output_dir" not in context and "_repo_dir" not in context
+    # A folder that is not a checkout's top (an unpacked archive inside some repository) records nothing.
+    (template / "sub").mkdir()
+    assert bake.template_record(answers, template / "sub") is None

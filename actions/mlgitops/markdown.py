@@ -24,6 +24,12 @@ def code(value: object, limit: int = 200) -> str:
     return f"{fence}{pad}{flat}{pad}{fence}"
 
 
+def fenced(value: str, info: str = "") -> str:
+    """A fenced code block that no backtick run in the value can close."""
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    return f"{fence}{info}\n{value.rstrip(chr(10))}\n{fence}"
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     """A markdown table; cells must already be escaped."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

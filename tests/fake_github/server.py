@@ -721,6 +721,64 @@ class FakeGitHub:
             return _error(404, "Not Found", operation.docs_url)
         return _Reply(200, self._render_pull(pull))
 
+    def _list_pulls(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """GET /repos/{owner}/{repo}/pulls: `state` (default open) and `head` (`owner:branch`) filter, newest first."""
+        wanted, head = query.get("state", "open"), query.get("head")
+        found = [
+            pull
+            for key, pull in self._pulls.items()
+            if key[:2] == self._repo_key(params)
+            and wanted in ("all", pull.state)
+            and (head is None or head.lower() == f"{pull.head_repo_full_name.split('/')[0]}:{pull.head_ref}".lower())
+        ]
+        found.sort(key=lambda pull: pull.number, reverse=True)
+        return self._paginated(f"/repos/{params['owner']}/{params['repo']}/pulls", query, found, self._render_pull)
+
+    def _create_pull(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """POST /repos/{owner}/{repo}/pulls from a branch of the same repository; one open pull per head, as on
+        GitHub (a second answers 422)."""
+        owner, repo = self._repo_key(params)
+        head = str(body["head"]).split(":")[-1]
+        if any(k[:2] == (owner, repo) and p.head_ref == head and p.state == "open" for k, p in self._pulls.items()):
+            return _error(422, "Validation Failed", operation.docs_url)
+        taken = [key[2] for key in (*self._issues, *self._pulls) if key[:2] == (owner, repo)]
+        number = max(taken, default=0) + 1
+        self.add_pull(
+            params["owner"],
+            params["repo"],
+            number,
+            head_sha=_sha(owner, repo, head, number),
+            head_ref=head,
+            base_ref=str(body["base"]),
+            title=str(body.get("title") or ""),
+            body=body.get("body"),
+            draft=bool(body.get("draft", False)),
+            user=self._caller,
+        )
+        reply = _Reply(201, self._render_pull(self._pulls[(owner, repo, number)]))
+        reply.headers["location"] = reply.body["url"]
+        return reply
+
+    def _update_pull(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
+        """PATCH /repos/{owner}/{repo}/pulls/{pull_number}: title, body and state change when given."""
+        pull = self._pulls.get((*self._repo_key(params), int(params["pull_number"])))
+        if pull is None:
+            return _error(404, "Not Found", operation.docs_url)
+        body = body or {}
+        if body.get("title") is not None:
+            pull.title = str(body["title"])
+        if "body" in body:
+            pull.body = body["body"]
+        if body.get("state") in ("open", "closed"):
+            pull.state = body["state"]
+        return _Reply(200, self._render_pull(pull))
+
+    def pulls(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        """Every pull request of a repository as the API renders it, oldest first."""
+        with self._lock:
+            found = [p for k, p in self._pulls.items() if k[:2] == (owner.lower(), repo.lower())]
+            return [self._render_pull(p) for p in sorted(found, key=lambda p: p.number)]
+
     def _create_release(self, operation: Operation, params: dict[str, str], query: dict[str, str], body: Any) -> _Reply:
         """POST /repos/{owner}/{repo}/releases; as on GitHub, drafts may share a tag, a published release may not."""
         owner, repo = params["owner"], params["repo"]
