@@ -266,8 +266,9 @@ def vendor_actions(repo_dir: Path, project_dir: Path) -> None:
     """Copy this kit's composite actions into the project so its workflows run with no outside code."""
     source = repo_dir / "actions"
     target = project_dir / ".github" / "actions"
-    # docs.py writes the actions' README tables: a tool of the kit's own repository, not of the project's CI.
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "docs.py")
+    # docs.py (the actions' README tables) and kit_release.py (the kit's tags) are tools of the kit's own
+    # repository, not of the project's CI.
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "docs.py", "kit_release.py")
     shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
 
 

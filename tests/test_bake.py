@@ -129,7 +129,7 @@ def expected_files(options: dict, package: str = "cancer_classifier", recorded: 
         files |= {
             f".github/actions/{p.relative_to(root)}"
             for p in root.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.name != "docs.py"
+            if p.is_file() and "__pycache__" not in p.parts and p.name not in ("docs.py", "kit_release.py")
         }
     return files
 
@@ -331,6 +331,7 @@ def test_the_baked_contract_states_the_kits_defaults(shared_bake):
 def test_vendored_actions_are_only_what_the_workflows_run(shared_bake):
     package = shared_bake() / ".github" / "actions" / "mlgitops"
     assert (package / "post_report.py").is_file() and not (package / "docs.py").exists()
+    assert not (package / "kit_release.py").exists()
 
 
 def test_comments_in_generated_configuration_fit_a_review_pane(shared_bake):
