@@ -136,3 +136,19 @@ def test_a_project_without_a_record_is_told_how_to_get_one(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert template_update.main(["--no-pull-request"]) == 1
     assert "run `cruft link <the template's git URL>`" in capsys.readouterr().err
+
+
+def test_a_branch_a_person_committed_to_is_never_overwritten(world, monkeypatch, tmp_path, capsys):
+    # Given the update branch where a person resolved the conflict and pushed,
+    resolver = tmp_path / "resolver"
+    git(tmp_path, "clone", "-q", "-b", "template-update", str(world["origin"]), str(resolver))
+    edit(resolver / "README.md", "<<<<<<< ours\n", "")
+    git(resolver, "commit", "-qam", "Resolve the README")
+    git(resolver, "push", "-q", "origin", "HEAD:template-update")
+    resolved = git(world["origin"], "rev-parse", "template-update")
+    # when the schedule runs the update again,
+    with FakeGitHub() as fake:
+        assert run_update(world, fake, monkeypatch) == 0
+    # then the person's commit is still the branch's tip, and the run says why it stopped.
+    assert git(world["origin"], "rev-parse", "template-update") == resolved
+    assert "has commits by Dev <dev@example.com>: left as it is" in capsys.readouterr().out

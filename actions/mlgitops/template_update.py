@@ -122,14 +122,21 @@ def body_of(template: str, before: str, after: str, changed: list[str], conflict
     return "\n".join(lines)
 
 
-def push(project: Path, remote: str, token: str) -> None:
-    """Force-push the update branch, authenticating with the token the way actions/checkout does."""
-    config: list[str] = []
-    if token and remote.startswith("https://"):
-        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        host = "/".join(remote.split("/")[:3])
-        config = ["-c", f"http.{host}/.extraheader=AUTHORIZATION: basic {basic}"]
-    git([*config, "push", "--force", "--quiet", remote, f"HEAD:refs/heads/{BRANCH}"], project)
+def auth(remote: str, token: str) -> list[str]:
+    """git options that authenticate to an https remote with the token, the way actions/checkout does."""
+    if not token or not remote.startswith("https://"):
+        return []
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return ["-c", f"http.{'/'.join(remote.split('/')[:3])}/.extraheader=AUTHORIZATION: basic {basic}"]
+
+
+def touched_by_a_person(project: Path, remote: str, token: str) -> str | None:
+    """Who last committed to the remote update branch, when it is not this workflow (None otherwise)."""
+    if not git([*auth(remote, token), "ls-remote", remote, f"refs/heads/{BRANCH}"], project):
+        return None
+    git([*auth(remote, token), "fetch", "--quiet", remote, f"refs/heads/{BRANCH}"], project)
+    author = git(["log", "-1", "--format=%an <%ae>", "FETCH_HEAD"], project)
+    return None if author == f"{BOT[0]} <{BOT[1]}>" else author
 
 
 def open_or_update(github: GitHub, repository: str, base: str, body: str) -> tuple[str, dict]:
@@ -152,6 +159,12 @@ def update(project: Path, *, repository: str, base: str, remote: str, token: str
         print(f"the project is on the template's newest commit ({before['commit'][:12]}): nothing to update")
         gha.set_output("pull-request", "")
         return 0
+    person = touched_by_a_person(project, remote, token)
+    if person:
+        # Their conflict resolutions live there: a force-push would throw them away.
+        print(f"{BRANCH} has commits by {person}: left as it is; merge or delete it to get the next update")
+        gha.set_output("pull-request", "")
+        return 0
     git(["checkout", "--quiet", "-B", BRANCH], project)
     done = cruft(["update", "--skip-apply-ask", "--allow-untracked-files"], project)
     if done.returncode != 0:
@@ -163,7 +176,7 @@ def update(project: Path, *, repository: str, base: str, remote: str, token: str
     changed = git(["diff", "--cached", "--name-only"], project).splitlines()
     identity = ["-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}"]
     git([*identity, "commit", "--quiet", "--no-verify", "-m", f"{TITLE} ({after[:12]})"], project)
-    push(project, remote, token)
+    git([*auth(remote, token), "push", "--force", "--quiet", remote, f"HEAD:refs/heads/{BRANCH}"], project)
     body = body_of(str(before["template"]), str(before["commit"]), after, changed, conflicts)
     gha.add_summary(f"## {TITLE}\n\n{body}")
     if github is None:
