@@ -113,13 +113,16 @@ class Classifier:
         self,
         request_id: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9]+$")],
         labels: Annotated[list[str], Field(min_length=1, max_length=MAX_INSTANCES)],
+        ctx: bentoml.Context,
     ) -> dict[str, Any]:
         """The true labels of an answered request, one per instance in request order, stored once: 400 for an id
         this service did not answer, a label that is not a class, a count that differs, or a second time."""
         try:
             self.feedback_store.accept(request_id, labels)
         except FeedbackRefused as err:
-            raise bentoml.exceptions.InvalidArgument(str(err)) from None
+            # Answered here, not raised: BentoML 1.4 sends a raised client error's body as a one-item list.
+            ctx.response.status_code = 400
+            return {"error": str(err)}
         return {"request_id": request_id, "stored": len(labels)}
 
     @bentoml.api
