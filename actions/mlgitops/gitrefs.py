@@ -1,10 +1,23 @@
-"""Read files as another git revision holds them, coping with shallow clones and revisions that lack them."""
+"""Read files as another git revision holds them (coping with shallow clones and revisions that lack them), and
+authenticate a workflow's pushes."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from typing import Any
+
+# The identity commits made by a workflow carry (GitHub's own for GITHUB_TOKEN's bot).
+BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
+
+
+def auth(remote: str, token: str) -> list[str]:
+    """git options that authenticate to an https remote with the token, the way actions/checkout does."""
+    if not token or not remote.startswith("https://"):
+        return []
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return ["-c", f"http.{'/'.join(remote.split('/')[:3])}/.extraheader=AUTHORIZATION: basic {basic}"]
 
 
 def git(*args: str) -> subprocess.CompletedProcess[str]:

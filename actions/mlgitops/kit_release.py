@@ -8,7 +8,6 @@ and the release is created only once.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import subprocess
@@ -18,9 +17,9 @@ from pathlib import Path
 
 from . import gha
 from .github_api import GitHub, GitHubError
+from .gitrefs import BOT, auth
 
 ENTRY = re.compile(r"^## (?P<version>\S+)[ \t]*\n(?P<notes>.*?)(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
 SEMVER = re.compile(r"^(?P<major>0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
@@ -46,14 +45,6 @@ def git(args: Sequence[str], cwd: Path, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise KitReleaseError(f"`git {' '.join(args[:2])}` failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     return done.stdout.strip()
-
-
-def auth(remote: str, token: str) -> list[str]:
-    """git options that authenticate pushes to an https remote with the token, as actions/checkout does."""
-    if not token or not remote.startswith("https://"):
-        return []
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return ["-c", f"http.{'/'.join(remote.split('/')[:3])}/.extraheader=AUTHORIZATION: basic {basic}"]
 
 
 def release(root: Path, *, remote: str, token: str, github: GitHub | None, repository: str) -> int:

@@ -11,7 +11,6 @@ one already open. A project already on the newest version is left alone.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -23,12 +22,12 @@ from pathlib import Path
 from . import gha
 from . import markdown as md
 from .github_api import GitHub, GitHubError
+from .gitrefs import BOT, auth
 
 BRANCH = "template-update"
 TITLE = "Update from the template"
 CRUFT_FILE = ".cruft.json"
 UPDATE_VARIABLE = "MLGITOPS_TEMPLATE_UPDATE"
-BOT = ("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
 # How much of each rejected hunk the pull request's body shows (GitHub caps a body at 65,536 characters).
 SHOWN_REJECT = 4000
 
@@ -120,14 +119,6 @@ def body_of(template: str, before: str, after: str, changed: list[str], conflict
         "opened with a token that starts workflows (the `TEMPLATE_UPDATE_TOKEN` secret: a GitHub App's)."
     ]
     return "\n".join(lines)
-
-
-def auth(remote: str, token: str) -> list[str]:
-    """git options that authenticate to an https remote with the token, the way actions/checkout does."""
-    if not token or not remote.startswith("https://"):
-        return []
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return ["-c", f"http.{'/'.join(remote.split('/')[:3])}/.extraheader=AUTHORIZATION: basic {basic}"]
 
 
 def touched_by_a_person(project: Path, remote: str, token: str) -> str | None:
