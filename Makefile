@@ -26,12 +26,14 @@ tests/node_modules/.installed: tests/package-lock.json
 	touch $@
 
 # Debian packages the tests run for real: Prometheus (the monitor's and the canary analysis' queries) and
-# Chromium (the screenshot of the pull request's report).
+# Chromium (the screenshot of the pull request's report), with the emoji font the report's verdicts use.
 DEBIAN_TOOLS := prometheus chromium
+DEBIAN_FONTS := fonts-noto-color-emoji
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 debian-tools:
-	@missing="$$(for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done)"; \
+	@missing="$$(for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done; \
+		for font in $(DEBIAN_FONTS); do dpkg -s $$font >/dev/null 2>&1 || echo $$font; done)"; \
 	[ -z "$$missing" ] || $(APT_INSTALL) $$missing >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing >/dev/null; }
 

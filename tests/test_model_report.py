@@ -114,6 +114,17 @@ def test_unchanged_branch_passes_and_the_report_has_every_section(project):
     assert json.loads((project / "reports/pr/model_report.json").read_text())["passed"] is True
 
 
+def test_metrics_chart_draws_the_pull_request_as_bars_and_the_base_as_a_line_so_neither_hides():
+    rows = [
+        model_report.MetricRow("f1_macro", 0.95, 0.96, 0.01, 0.01, True, "better"),
+        model_report.MetricRow("log_loss", 0.2, 1.7, 1.5, 0.01, False, "regression"),  # off the 0-1 scale
+    ]
+    chart = model_report.metrics_chart(rows).splitlines()
+    assert '    x-axis ["f1_macro"]' in chart
+    # Two bar series of one xychart are drawn over each other: exactly one bar series, and the base as a line.
+    assert [line for line in chart if line.lstrip().startswith(("bar", "line"))] == ["    bar [0.96]", "    line [0.95]"]
+
+
 def test_regression_beyond_tolerance_fails_the_gate_with_the_reason(project, capsys):
     (project / "metrics.json").write_text(json.dumps({"f1_macro": 0.80, "log_loss": 0.30}))
     (project / "params.yaml").write_text(

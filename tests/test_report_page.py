@@ -8,19 +8,21 @@ import pytest
 from PIL import Image
 
 import report_page
+from mlgitops.model_report import MetricRow, metrics_chart
 
-REPORT = """## Model report
+CHART = metrics_chart(
+    [
+        MetricRow("f1_macro", 0.95, 0.96, 0.01, 0.01, True, "better"),
+        MetricRow("accuracy", 0.93, 0.81, -0.12, 0.01, True, "regression"),
+    ]
+)
+REPORT = f"""## Model report
 
 | metric | base | PR | delta |
 |---|---|---|---|
 | f1_macro | 0.9500 | 0.9600 | +0.0100 |
 
-```mermaid
-xychart-beta
-    title "f1_macro"
-    x-axis ["base", "PR"]
-    bar [0.95, 0.96]
-```
+{CHART}
 
 ```python
 print("code stays code")
@@ -51,8 +53,10 @@ def test_the_charts_are_drawn_in_chromium(page):
     dom = report_page.rendered_dom(page)
     assert 'data-charts="drawn"' in dom
     # Mermaid replaced the chart's source with its drawing.
-    chart = dom.split('class="mermaid"', 1)[1]
-    assert "<svg" in chart.split("</pre>", 1)[0]
+    chart = dom.split('class="mermaid"', 1)[1].split("</pre>", 1)[0]
+    assert "<svg" in chart
+    # The report's chart as Mermaid draws it: the pull request's bars and the base's line, both present.
+    assert 'class="bar-plot-0"' in chart and 'class="line-plot-1"' in chart
 
 
 def test_the_screenshot_is_the_whole_page_and_not_blank(page, tmp_path):
@@ -70,3 +74,12 @@ def test_a_missing_asset_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setitem(report_page.ASSETS, "mermaid.min.js", tmp_path / "absent.js")
     with pytest.raises(FileNotFoundError, match=r"absent.js is missing: run `npm ci --prefix tests`"):
         report_page.write_page(REPORT, tmp_path / "out")
+
+
+def test_the_verdicts_emoji_are_drawn_in_colour(tmp_path):
+    # Without an emoji font Chromium draws the report's ✅ and ❌ as grey boxes.
+    page = report_page.write_page("# ✅ ❌\n", tmp_path / "emoji")
+    image = Image.open(report_page.screenshot(page, tmp_path / "emoji.png")).convert("RGB")
+    pixels = list(image.crop((0, 0, 300, 150)).getdata())
+    assert any(g > 120 and g - max(r, b) > 40 for r, g, b in pixels), "no green check mark drawn"
+    assert any(r > 150 and r - max(g, b) > 40 for r, g, b in pixels), "no red cross drawn"

@@ -156,7 +156,11 @@ def mermaid_label(value: str) -> str:
 
 
 def metrics_chart(rows: list[MetricRow]) -> str:
-    """A bar chart of base and head for metrics on a 0-1 scale; GitHub renders Mermaid inside the comment."""
+    """Head as bars and base as a line, for metrics on a 0-1 scale; GitHub renders Mermaid inside the comment.
+
+    Mermaid draws two bar series of one xychart on top of each other, so the base is a line the bars are read
+    against, not a second bar that the first would hide.
+    """
     shown = [
         r
         for r in rows
@@ -169,11 +173,11 @@ def metrics_chart(rows: list[MetricRow]) -> str:
         [
             "```mermaid",
             "xychart-beta",
-            '    title "Base branch (first bar) and this pull request (second bar)"',
+            '    title "This pull request (bars) against the base branch (line)"',
             f"    x-axis [{names}]",
             '    y-axis "score" 0 --> 1',
-            f"    bar [{', '.join(str(r.base) for r in shown)}]",
             f"    bar [{', '.join(str(r.head) for r in shown)}]",
+            f"    line [{', '.join(str(r.base) for r in shown)}]",
             "```",
         ]
     )
