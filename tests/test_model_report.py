@@ -122,7 +122,10 @@ def test_metrics_chart_draws_the_pull_request_as_bars_and_the_base_as_a_line_so_
     chart = model_report.metrics_chart(rows).splitlines()
     assert '    x-axis ["f1_macro"]' in chart
     # Two bar series of one xychart are drawn over each other: exactly one bar series, and the base as a line.
-    assert [line for line in chart if line.lstrip().startswith(("bar", "line"))] == ["    bar [0.96]", "    line [0.95]"]
+    assert [line for line in chart if line.lstrip().startswith(("bar", "line"))] == [
+        "    bar [0.96]",
+        "    line [0.95]",
+    ]
 
 
 def test_regression_beyond_tolerance_fails_the_gate_with_the_reason(project, capsys):
