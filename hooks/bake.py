@@ -22,6 +22,8 @@ from mlgitops import contract
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+# A DVC remote the workflows can log in to: the scheme picks the cloud (AWS, Google Cloud, Azure).
+DVC_REMOTE = re.compile(r"^(?:s3|gs|azure)://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](?:/[A-Za-z0-9._/-]*)?$")
 ACTIONS_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}@[0-9a-f]{40}$")
 # OWNER/NAME on GitHub, narrowed to what a container registry also takes once lowercased (ghcr.io/owner/name):
 # letters and digits, joined in the owner by hyphens, in the name also by `.`, `_` or `__`.
@@ -53,7 +55,16 @@ TAKEN_NAMES = {
     "test",
 }
 SINGLE_LINE_FIELDS = ("project_name", "description", "author_name", "author_email", "target_column")
-CHOICES = ("python_version", "dataset", "model", "metric", "deploy_target", "license")
+CHOICES = (
+    "python_version",
+    "dataset",
+    "data_backend",
+    "model",
+    "metric",
+    "training_runner",
+    "deploy_target",
+    "license",
+)
 # The strings pandas reads as missing by default (pandas' STR_NA_VALUES), listed here because the hook's
 # Python may have no pandas; a test holds the two equal.
 MISSING_VALUES = frozenset(
@@ -141,6 +152,12 @@ def validate(answers: dict) -> None:
             f"at a full 40-character commit SHA (a tag can be moved), got {source!r}."
         )
     validate_github_repository(answers["github_repository"])
+    if answers["dvc_remote"] and not DVC_REMOTE.match(answers["dvc_remote"]):
+        raise AnswerError(
+            "dvc_remote must be empty or s3://BUCKET/PATH, gs://BUCKET/PATH or azure://CONTAINER/PATH, the bucket "
+            "3-63 lowercase letters, digits, dots, hyphens or underscores and the path letters, digits and . _ - /, "
+            f"got {answers['dvc_remote']!r}."
+        )
     if answers["deploy_target"] == "kubernetes":
         validate_kubernetes_names(project)
     if answers["dataset"] == "csv":
@@ -272,9 +289,10 @@ def vendor_actions(repo_dir: Path, project_dir: Path) -> None:
     shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
 
 
-def can_reproduce() -> bool:
-    """True when this interpreter has what the first pipeline run needs."""
-    return all(importlib.util.find_spec(name) is not None for name in PIPELINE_MODULES)
+def can_reproduce(answers: dict) -> bool:
+    """True when this interpreter has what the first pipeline run of this project needs."""
+    modules = (*PIPELINE_MODULES, "polars") if answers["data_backend"] == "polars" else PIPELINE_MODULES
+    return all(importlib.util.find_spec(name) is not None for name in modules)
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
@@ -320,9 +338,9 @@ note: the template is not a git checkout, so the project records no template ver
 Template update workflow cannot update it. To enable it, run `cruft link <template's git URL>` in the project."""
 
 
-def first_run(project_dir: Path) -> bool:
+def first_run(answers: dict, project_dir: Path) -> bool:
     """Reproduce the baseline when this Python can; say why not otherwise. True when a baseline exists."""
-    if not can_reproduce():
+    if not can_reproduce(answers):
         print(NO_BASELINE_NOTE, file=sys.stderr)
         return False
     try:
@@ -391,7 +409,7 @@ def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
         print(NO_TEMPLATE_RECORD_NOTE, file=sys.stderr)
     else:
         (project_dir / CRUFT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    reproduced = answers.get("_reproduce_baseline", True) and first_run(project_dir)
+    reproduced = answers.get("_reproduce_baseline", True) and first_run(answers, project_dir)
     message = "Create project from template" + (" with a reproduced baseline" if reproduced else "")
     git_commit_all(project_dir, message, answers["author_name"], answers["author_email"])
     return 0

@@ -73,19 +73,32 @@ FILE_OPTIONS = {
 }
 
 
+# A DVC remote on each cloud the workflows log in to, and none.
+DVC_REMOTES = ["", "s3://ml-data/cancer", "gs://ml-data/cancer", "azure://ml-data/cancer"]
+
 # deploy_target changes files too (the deploy manifests and the release workflows' jobs); it rotates through the
 # combinations instead of multiplying them, and `local` meets both action sources.
 MATRIX = [
     {
         **dict(zip(FILE_OPTIONS, values, strict=True)),
         "deploy_target": COOKIECUTTER_JSON["deploy_target"][i % len(COOKIECUTTER_JSON["deploy_target"])],
+        # The scale-out choices change workflow and module contents; each value rotates through the matrix in a
+        # different rhythm, so each meets several deploy targets and datasets.
+        "data_backend": COOKIECUTTER_JSON["data_backend"][i // 2 % len(COOKIECUTTER_JSON["data_backend"])],
+        "dvc_remote": DVC_REMOTES[i % len(DVC_REMOTES)],
+        "training_runner": COOKIECUTTER_JSON["training_runner"][i // 4 % len(COOKIECUTTER_JSON["training_runner"])],
     }
     for i, values in enumerate(itertools.product(*FILE_OPTIONS.values()))
 ]
 
 
 def matrix_id(options: dict) -> str:
-    return "-".join(["remote" if v.startswith("my-org") else v for v in options.values()])
+    def short(value: str) -> str:
+        if value.startswith("my-org"):
+            return "remote"
+        return value.split("://")[0] if "://" in value else value or "none"
+
+    return "-".join(short(v) for v in options.values())
 
 
 def write_cookiecutter_config(folder: Path, github: Path | None = None) -> Path:

@@ -280,6 +280,8 @@ def test_hostile_csv_target_name_stays_data(fast_bake, tmp_path):
         ({"package": "import"}, "would shadow a Python keyword"),
         ({"dataset": "csv", "csv_path": "/no/such/file.csv"}, "is not a readable file"),
         ({"github_repository": "github.com/octo/x"}, "github_repository must be OWNER/NAME"),
+        ({"dvc_remote": "ssh://host/path"}, "dvc_remote must be empty or s3://BUCKET/PATH"),
+        ({"dvc_remote": "s3://Bucket With Spaces"}, "dvc_remote must be empty or s3://BUCKET/PATH"),
     ],
 )
 def test_bad_answer_stops_the_bake_with_its_reason_and_writes_nothing(cookies, capfd, answers, message):

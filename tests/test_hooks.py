@@ -16,6 +16,11 @@ def test_default_answers_are_valid(answers):
     bake.validate(answers)
 
 
+@pytest.mark.parametrize("remote", ["s3://ml-data/cancer", "gs://ml_data.example/a/b", "azure://models"])
+def test_a_dvc_remote_on_each_cloud_is_accepted(answers, remote):
+    bake.validate({**answers, "dvc_remote": remote})
+
+
 @pytest.mark.parametrize("text", HOSTILE_BUT_VALID)
 @pytest.mark.parametrize("field", ["project_name", "description", "author_name"])
 def test_hostile_single_line_text_is_accepted_as_data(answers, field, text):
@@ -40,6 +45,12 @@ def test_hostile_single_line_text_is_accepted_as_data(answers, field, text):
         ({"author_email": "not an email"}, "author_email must look like"),
         ({"python_version": "2.7"}, "python_version must be one of"),
         ({"model": "svm"}, "model must be one of"),
+        ({"data_backend": "spark"}, "data_backend must be one of pandas, polars"),
+        ({"training_runner": "tpu"}, "training_runner must be one of github-hosted, self-hosted-gpu, cml-cloud"),
+        ({"dvc_remote": "ssh://host/path"}, "dvc_remote must be empty or s3://BUCKET/PATH"),
+        ({"dvc_remote": "s3://ab"}, "dvc_remote must be empty or s3://"),
+        ({"dvc_remote": "gs://bucket/path with space"}, "dvc_remote must be empty or s3://"),
+        ({"dvc_remote": "azure://container/$(id)"}, "dvc_remote must be empty or s3://"),
         ({"actions_source": "stranger/actions@v1"}, "full 40-character commit SHA"),
         ({"actions_source": "github.com/x/y"}, "actions_source must be 'vendored'"),
         ({"dataset": "csv"}, "dataset 'csv' needs csv_path"),
@@ -158,7 +169,7 @@ def test_hook_scripts_are_valid_python_before_rendering(script):
 
 
 def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bake, "can_reproduce", lambda: False)
+    monkeypatch.setattr(bake, "can_reproduce", lambda _answers: False)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
     assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0
     note = capsys.readouterr().err
@@ -172,7 +183,7 @@ def test_post_gen_without_pipeline_packages_commits_and_says_what_to_run(answers
 @pytest.mark.parametrize("target", ["local", "kubernetes", "bentocloud"])
 def test_post_gen_keeps_the_deploy_folder_only_for_kubernetes(answers, tmp_path, monkeypatch, target):
     # Given a rendered project with its deploy/ folder (cookiecutter cannot skip a folder by its name),
-    monkeypatch.setattr(bake, "can_reproduce", lambda: False)
+    monkeypatch.setattr(bake, "can_reproduce", lambda _answers: False)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
     (tmp_path / "deploy" / "kubernetes").mkdir(parents=True)
     (tmp_path / "deploy" / "kubernetes" / "kustomization.yaml").write_text("resources: []\n", encoding="utf-8")
@@ -186,7 +197,7 @@ def test_post_gen_keeps_the_project_when_the_first_run_fails(answers, tmp_path, 
     def broken(*_args):
         raise RuntimeError("`dvc repro` failed: boom")
 
-    monkeypatch.setattr(bake, "can_reproduce", lambda: True)
+    monkeypatch.setattr(bake, "can_reproduce", lambda _answers: True)
     monkeypatch.setattr(bake, "reproduce_baseline", broken)
     (tmp_path / "README.md").write_text("# project\n", encoding="utf-8")
     assert bake.post_gen({**answers, "actions_source": "my-org/x@" + "a" * 40}, tmp_path, ROOT) == 0

@@ -67,3 +67,35 @@ def test_check_reports_what_pandera_reports(frame, fault):
         expected = len(err.failure_cases.drop_duplicates(subset=["column", "check"]))
     assert expected > 0
     assert len(schema.check(frame, declared, "train")) == expected
+{%- if cookiecutter.data_backend == "polars" %}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"size": 1e9}, {"size": None}, {"size": "big"}, {"colour": "green"}, {"colour": None}],
+    ids=["out-of-range", "missing-number", "text-in-numbers", "unknown-category", "missing-category"],
+)
+def test_polars_check_finds_what_the_pandas_check_finds(tmp_path, frame, fault):
+    declared = schema.infer(frame, "label")
+    column, value = next(iter(fault.items()))
+    frame[column] = frame[column].astype(object)
+    frame.loc[3, column] = value
+    split = tmp_path / "split.csv"
+    frame.to_csv(split, index=False)
+    by_pandas = {v["column"] for v in schema.check(pd.read_csv(split), declared, "train")}
+    by_polars = {v["column"] for v in schema.check_csv(split, declared, "train")}
+    assert by_polars == by_pandas == {column}
+
+
+def test_polars_check_accepts_the_data_the_schema_was_declared_from(tmp_path, frame):
+    split = tmp_path / "split.csv"
+    frame.to_csv(split, index=False)
+    assert schema.check_csv(split, schema.infer(frame, "label"), "train") == []
+
+
+def test_polars_check_names_a_missing_and_an_unexpected_column(tmp_path, frame):
+    split = tmp_path / "split.csv"
+    frame.drop(columns=["colour"]).assign(shade="dark").to_csv(split, index=False)
+    found = " ".join(str(v) for v in schema.check_csv(split, schema.infer(frame, "label"), "train"))
+    assert "colour" in found and "shade" in found
+{%- endif %}

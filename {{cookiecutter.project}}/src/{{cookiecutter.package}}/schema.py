@@ -1,4 +1,5 @@
-"""Declare the data's schema (pandera) once, then check every prepared split against it."""
+{%- set polars = cookiecutter.data_backend == "polars" -%}
+"""Declare the data's schema (pandera) once, then check every prepared split against it{% if polars %} with polars{% endif %}."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+{%- if polars %}
+import pandera.polars as pap
+import polars as pl
+from pandas._libs.parsers import STR_NA_VALUES  # the strings pandas reads as missing
+{%- endif %}
 from pandera.errors import SchemaErrors
 
 # Versions of the two reports' layouts, which the kit's data check reads; it refuses newer ones.
@@ -114,6 +120,49 @@ def check(frame: pd.DataFrame, schema: pa.DataFrameSchema, name: str) -> list[di
     return []
 
 
+{% if polars -%}
+def for_polars(schema: pa.DataFrameSchema, columns: list[str]) -> pap.DataFrameSchema:
+    """The declared schema of these columns for pandera's polars backend, for data already read as its types."""
+    kinds = {"float64": pl.Float64, "str": pl.String}
+    found: dict[str, pap.Column] = {}
+    for name in columns:
+        column = schema.columns[name]
+        kind = "str" if str(column.dtype).startswith("str") else str(column.dtype)
+        if kind not in kinds:
+            raise ValueError(f"column {name!r} is declared as {kind}; the polars data check knows float64 and str.")
+        found[name] = pap.Column(kinds[kind], checks=column.checks, nullable=column.nullable, unique=column.unique)
+    return pap.DataFrameSchema(found, checks=schema.checks, name=schema.name)
+
+
+def check_csv(path: Path, schema: pa.DataFrameSchema, name: str) -> list[dict[str, str]]:
+    """Every violation of the schema in one split's CSV, checked by polars, as {split, column, rule, case} records."""
+
+    def violation(column: str, rule: str, case: object) -> dict[str, str]:
+        return {"split": name, "column": column, "rule": rule, "case": str(case)}
+
+    # Read as text with pandas' missing values, then made numbers here, so each value that is no number is
+    # named with its column (pandera's polars coercion reports those for the whole frame).
+    frame = pl.read_csv(path, infer_schema=False, null_values=sorted(STR_NA_VALUES))
+    violations = [violation(c, "column_in_dataframe", c) for c in schema.columns if c not in frame.columns]
+    if schema.strict:
+        violations += [violation(c, "column_in_schema", c) for c in frame.columns if c not in schema.columns]
+    present = [c for c in schema.columns if c in frame.columns]
+    numbers = [c for c in present if str(schema.columns[c].dtype) == "float64"]
+    cast = frame.select(present).with_columns(pl.col(c).cast(pl.Float64, strict=False) for c in numbers)
+    for c in numbers:
+        unreadable = frame.filter(pl.col(c).is_not_null() & cast[c].is_null())[c]
+        if len(unreadable):
+            violations.append(violation(c, "coerce_dtype('float64')", unreadable[0]))
+    try:
+        for_polars(schema, present).validate(cast, lazy=True)
+    except SchemaErrors as err:
+        cases = err.failure_cases.unique(subset=["column", "check"], keep="first", maintain_order=True)
+        rows = cases.iter_rows(named=True)
+        violations += [violation(str(row["column"]), str(row["check"]), row["failure_case"]) for row in rows]
+    return violations
+
+
+{% endif -%}
 def _duplicates(frame: pd.DataFrame, codes: dict[str, np.ndarray]) -> int:
     """Rows equal to an earlier row, counted as `frame.duplicated().sum()` counts them, at a fraction of its cost.
 
@@ -188,7 +237,11 @@ def validate(
         frame = pd.read_csv(path)
         rows[name] = len(frame)
         frames.append(frame)
+{%- if polars %}
+        violations += check_csv(path, schema, name)
+{%- else %}
         violations += check(frame, schema, name)
+{%- endif %}
     profile_file.parent.mkdir(parents=True, exist_ok=True)
     profile_file.write_text(json.dumps(profile(pd.concat(frames), target), indent=2) + "\n", encoding="utf-8")
     report.parent.mkdir(parents=True, exist_ok=True)
