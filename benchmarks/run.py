@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     header = machine()
     print("\n".join(header), end="\n\n")
     sections, failed = [], []
-    for name in names:
+    for number, name in enumerate(names, start=1):
+        # Progress goes to stderr, so BENCHMARKS.md keeps the benchmarks' own output only.
+        print(f"[{number}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
         output, code = run(name, [])
         sections.append(output)
         if code:

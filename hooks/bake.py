@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -310,7 +311,13 @@ def reproduce_baseline(project_dir: Path) -> None:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_dir / "src"), env.get("PYTHONPATH")]))
     env.setdefault("DVC_NO_ANALYTICS", "1")
+    # The first run trains the model (seconds to minutes): say so, and how long it took.
+    print(
+        "Reproducing the baseline (dvc repro): the data check, training and evaluation ...", file=sys.stderr, flush=True
+    )
+    started = time.monotonic()
     run([sys.executable, "-m", "dvc", "repro"], project_dir, env)
+    print(f"Baseline reproduced in {time.monotonic() - started:.0f} s.", file=sys.stderr, flush=True)
 
 
 def git_commit_all(project_dir: Path, message: str, author_name: str, author_email: str) -> None:
