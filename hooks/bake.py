@@ -23,6 +23,10 @@ from mlgitops import contract
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+# Every parquet file starts and ends with these bytes; the smallest whole one (no rows) is a few hundred bytes,
+# and anything shorter than both magics and the footer's length cannot be one.
+PARQUET_MAGIC = b"PAR1"
+PARQUET_MIN_BYTES = 12
 # A DVC remote the workflows can log in to: the scheme picks the cloud (AWS, Google Cloud, Azure).
 DVC_REMOTE = re.compile(r"^(?:s3|gs|azure)://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](?:/[A-Za-z0-9._/-]*)?$")
 ACTIONS_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}@[0-9a-f]{40}$")
@@ -170,6 +174,15 @@ def validate(answers: dict) -> None:
         raise AnswerError(
             f"csv_path is set but dataset is {answers['dataset']!r}; choose dataset 'csv' or leave csv_path empty."
         )
+    if answers["dataset"] == "parquet":
+        if not updating():
+            path = Path(answers["parquet_path"]).expanduser() if answers["parquet_path"] else None
+            validate_parquet(path, answers["target_column"])
+    elif answers["parquet_path"]:
+        raise AnswerError(
+            f"parquet_path is set but dataset is {answers['dataset']!r}; choose dataset 'parquet' or leave "
+            "parquet_path empty."
+        )
 
 
 def validate_github_repository(repository: str) -> None:
@@ -240,6 +253,37 @@ def validate_csv(path: Path | None, target: str, test_size: float) -> None:
         )
     column = header.index(target)
     validate_labels([row[column] for row in rows], target, test_size)
+
+
+def validate_parquet(path: Path | None, target: str) -> None:
+    """Check that a user's parquet file exists, fits in git and is whole (its magic bytes at both ends).
+
+    The hook runs on the standard library only, so the columns and the target are checked by the first
+    `dvc repro`, which reads the file with pandas and pyarrow and says in one sentence what is wrong.
+    """
+    if path is None:
+        raise AnswerError("dataset 'parquet' needs parquet_path, the path to your parquet file.")
+    if not path.is_file():
+        raise AnswerError(f"parquet_path {str(path)!r} is not a readable file.")
+    size = path.stat().st_size
+    if size > CSV_MAX_BYTES:
+        raise AnswerError(
+            f"parquet_path {str(path)!r} is larger than {CSV_MAX_BYTES // 2**20} MiB; "
+            "keep big data in a DVC remote, not in git."
+        )
+    if not target.strip():
+        raise AnswerError("target_column must name the label column of your parquet file.")
+    with path.open("rb") as handle:
+        head = handle.read(len(PARQUET_MAGIC))
+        handle.seek(max(size - len(PARQUET_MAGIC), 0))
+        tail = handle.read(len(PARQUET_MAGIC))
+    # A parquet file starts and ends with PAR1, its footer (the schema) between the data and the end.
+    if head != PARQUET_MAGIC:
+        raise AnswerError(f"parquet_path {str(path)!r} is not a parquet file (it does not start with PAR1).")
+    if size < PARQUET_MIN_BYTES or tail != PARQUET_MAGIC:
+        raise AnswerError(
+            f"parquet_path {str(path)!r} is cut short: a whole parquet file ends with PAR1 after its footer."
+        )
 
 
 def validate_labels(labels: list[str], target: str, test_size: float) -> None:
@@ -399,10 +443,11 @@ def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
         if answers["actions_source"] == "vendored":
             vendor_actions(template_dir, project_dir)
         return 0
-    if answers["dataset"] == "csv":
-        target = project_dir / "data" / "raw" / "dataset.csv"
+    if answers["dataset"] in ("csv", "parquet"):
+        kind = answers["dataset"]
+        target = project_dir / "data" / "raw" / f"dataset.{kind}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(answers["csv_path"]).expanduser(), target)
+        shutil.copyfile(Path(answers[f"{kind}_path"]).expanduser(), target)
     if answers["actions_source"] == "vendored":
         vendor_actions(template_dir, project_dir)
     if shutil.which("git") is None:

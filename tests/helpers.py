@@ -84,9 +84,9 @@ MATRIX = [
         "deploy_target": COOKIECUTTER_JSON["deploy_target"][i % len(COOKIECUTTER_JSON["deploy_target"])],
         # The scale-out choices change workflow and module contents; each value rotates through the matrix in a
         # different rhythm, so each meets several deploy targets and datasets.
-        "data_backend": COOKIECUTTER_JSON["data_backend"][i // 2 % len(COOKIECUTTER_JSON["data_backend"])],
-        "dvc_remote": DVC_REMOTES[i % len(DVC_REMOTES)],
-        "training_runner": COOKIECUTTER_JSON["training_runner"][i // 4 % len(COOKIECUTTER_JSON["training_runner"])],
+        "data_backend": COOKIECUTTER_JSON["data_backend"][(i + i // 4) % 2],
+        "dvc_remote": DVC_REMOTES[(i + i // 4) % len(DVC_REMOTES)],
+        "training_runner": COOKIECUTTER_JSON["training_runner"][i // 2 % len(COOKIECUTTER_JSON["training_runner"])],
     }
     for i, values in enumerate(itertools.product(*FILE_OPTIONS.values()))
 ]
@@ -121,9 +121,17 @@ def run_cookiecutter(
 
 
 def options_context(options: dict, csv_path: Path) -> dict:
+    """The answers of a matrix entry, with the user's file (the CSV, or the same data as parquet beside it)."""
     context = dict(options)
     if options["dataset"] == "csv":
         context |= {"csv_path": str(csv_path), "target_column": "churned"}
+    if options["dataset"] == "parquet":
+        parquet = csv_path.with_suffix(".parquet")
+        if not parquet.exists():
+            import pandas as pd  # only the parquet entries need it
+
+            pd.read_csv(csv_path).to_parquet(parquet, index=False)
+        context |= {"parquet_path": str(parquet), "target_column": "churned"}
     return context
 
 

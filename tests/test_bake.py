@@ -98,8 +98,8 @@ def expected_files(options: dict, package: str = "cancer_classifier", recorded: 
         files.add("LICENSE")
     if options["deploy_target"] != "bentocloud":  # BentoCloud watches its deployments itself
         files.add(".github/workflows/monitor.yml")
-    if options["dataset"] == "csv":
-        files.add("data/raw/dataset.csv")
+    if options["dataset"] in ("csv", "parquet"):
+        files.add(f"data/raw/dataset.{options['dataset']}")
     if options["deploy_target"] == "kubernetes":
         files |= {"tests/test_deploy.py", "deploy/flux/source.yaml"}
         for environment in ("staging", "production"):
@@ -150,6 +150,13 @@ def test_baked_files_are_rendered_and_parse(shared_bake, churn_csv, options):
     project = shared_bake(**options_context(options, churn_csv))
     for relative in tracked_files(project):
         path = project / relative
+        if relative.startswith("data/raw/"):
+            # The user's data, copied byte for byte by the hook (parquet is binary).
+            assert (
+                path.read_bytes()
+                == Path(options_context(options, churn_csv)[f"{options['dataset']}_path"]).read_bytes()
+            )
+            continue
         text = path.read_text(encoding="utf-8")
         if relative == ".cruft.json":
             # cruft's record of the answers (its format names them "cookiecutter"), not a rendered file.

@@ -97,6 +97,59 @@ def test_good_csv_is_accepted(answers, churn_csv):
     bake.validate(csv_answers(answers, churn_csv))
 
 
+@pytest.fixture
+def churn_parquet(churn_csv, tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "churn.parquet"
+    pd.read_csv(churn_csv).to_parquet(path, index=False)
+    return path
+
+
+def parquet_answers(answers, path, target="churned"):
+    return {**answers, "dataset": "parquet", "parquet_path": str(path), "target_column": target}
+
+
+def test_good_parquet_is_accepted(answers, churn_parquet):
+    bake.validate(parquet_answers(answers, churn_parquet))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda raw: raw[: len(raw) // 2], "is cut short: a whole parquet file ends with PAR1"),
+        (lambda raw: b"tenure,churned\n1,yes\n", "is not a parquet file \\(it does not start with PAR1\\)"),
+        (lambda raw: raw[:6], "is cut short"),
+        (lambda raw: b"", "is not a parquet file"),
+    ],
+    ids=["truncated", "a-csv-renamed", "magic-only", "empty"],
+)
+def test_a_file_that_is_no_whole_parquet_is_rejected_with_one_sentence(answers, churn_parquet, damage, message):
+    churn_parquet.write_bytes(damage(churn_parquet.read_bytes()))
+    with pytest.raises(bake.AnswerError, match=message) as caught:
+        bake.validate(parquet_answers(answers, churn_parquet))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dataset": "parquet"}, "dataset 'parquet' needs parquet_path"),
+        ({"dataset": "parquet", "parquet_path": "/no/such.parquet"}, "is not a readable file"),
+        ({"parquet_path": "data.parquet"}, "parquet_path is set but dataset is 'breast_cancer'"),
+    ],
+)
+def test_parquet_answers_that_cannot_work_are_one_sentence(answers, change, message):
+    with pytest.raises(bake.AnswerError, match=message):
+        bake.validate({**answers, **change})
+
+
+def test_parquet_over_the_size_guard_is_rejected(answers, churn_parquet, monkeypatch):
+    monkeypatch.setattr(bake, "CSV_MAX_BYTES", 100)
+    with pytest.raises(bake.AnswerError, match="larger than 0 MiB; keep big data in a DVC remote"):
+        bake.validate(parquet_answers(answers, churn_parquet))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

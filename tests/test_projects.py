@@ -68,7 +68,7 @@ def test_baked_project_passes_its_own_gates(tmp_path, options):
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
     assert metrics[options["metric"]] > 0
     classes = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))["classes"]
-    assert len(classes) == {"breast_cancer": 2, "wine": 3, "csv": 2}[options["dataset"]]
+    assert len(classes) == {"breast_cancer": 2, "wine": 3, "csv": 2, "parquet": 2}[options["dataset"]]
 
     sh(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env)
     sh(["ruff", "check", "--no-cache", "."], project, env)

@@ -25,7 +25,7 @@ def test_split_is_stratified_and_reproducible(frame, data_params):
         ("", "is empty"),
         ("size;label\n1;big\n", "single column"),
         ("size,other\n1,2\n", "no target column"),
-        ("size,label\n", "header but no rows"),
+        ("size,label\n", "column names but no rows"),
     ],
 )
 def test_unusable_csv_is_rejected_with_a_clear_message(workdir, content, message):
@@ -66,3 +66,46 @@ def test_failed_prepare_leaves_previous_split_untouched(workdir, frame, data_par
     with pytest.raises(data.DataError):
         data.prepare(data_params, paths.train, paths.test)
     assert train_path.read_bytes() == before
+{%- if cookiecutter.dataset == "parquet" %}
+
+
+def test_parquet_reads_as_its_columns_types(workdir, frame):
+    frame.to_parquet("data.parquet")
+    read = data.read_parquet(workdir / "data.parquet", "label")
+    assert read.equals(frame)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda raw: raw[: len(raw) // 2], "not a readable parquet file"),
+        (lambda raw: b"size,label\n1,big\n", "not a readable parquet file"),
+        (lambda raw: raw[:4] + bytes(len(raw) - 8) + raw[-4:], "not a readable parquet file"),
+    ],
+    ids=["truncated", "not-parquet", "zeroed-middle"],
+)
+def test_unreadable_parquet_is_one_sentence(workdir, frame, damage, message):
+    frame.to_parquet("data.parquet")
+    path = workdir / "data.parquet"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(data.DataError, match=message) as caught:
+        data.read_parquet(path, "label")
+    assert "\n" not in str(caught.value)
+
+
+def test_parquet_without_the_target_or_rows_is_rejected(workdir, frame):
+    frame.drop(columns=["label"]).to_parquet("no-target.parquet")
+    with pytest.raises(data.DataError, match="no target column 'label'"):
+        data.read_parquet(workdir / "no-target.parquet", "label")
+    frame.head(0).to_parquet("empty.parquet")
+    with pytest.raises(data.DataError, match="column names but no rows"):
+        data.read_parquet(workdir / "empty.parquet", "label")
+
+
+def test_a_text_column_holding_numbers_and_words_is_a_category(workdir, frame):
+    # Parquet columns have one type: numbers stored as text next to words stay text, declared as categories.
+    frame["size"] = [str(i % 3) if i % 2 else "large" for i in range(len(frame))]
+    frame.to_parquet("mixed.parquet")
+    read = data.read_parquet(workdir / "mixed.parquet", "label")
+    assert set(read["size"]) == {"0", "1", "2", "large"}
+{%- endif %}

@@ -20,15 +20,15 @@ def load_embedded(name: str, target: str) -> pd.DataFrame:
     from sklearn import datasets
 
     if name not in EMBEDDED:
-        raise DataError(f"unknown embedded dataset {name!r}; use one of {', '.join(EMBEDDED)} or 'csv'.")
+        raise DataError(f"unknown embedded dataset {name!r}; use one of {', '.join(EMBEDDED)}, 'csv' or 'parquet'.")
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     frame = bunch.data.copy()
     frame[target] = [str(bunch.target_names[code]) for code in bunch.target]
     return frame
 
 
-def read_csv(path: Path, target: str, max_megabytes: float = 100.0) -> pd.DataFrame:
-    """Read a user CSV, turning every way it can be unusable into one clear DataError."""
+def check_size(path: Path, max_megabytes: float) -> None:
+    """Refuse a missing file, or one over the size guard, before reading it."""
     if not path.is_file():
         raise DataError(f"{path} does not exist.")
     megabytes = path.stat().st_size / 2**20
@@ -36,6 +36,25 @@ def read_csv(path: Path, target: str, max_megabytes: float = 100.0) -> pd.DataFr
         raise DataError(
             f"{path} is {megabytes:.0f} MiB, over the {max_megabytes:g} MiB guard (data.max_megabytes in params.yaml)."
         )
+
+
+def checked(frame: pd.DataFrame, path: Path, target: str) -> pd.DataFrame:
+    """The frame, once it has features, the target column, rows, and no column without any value."""
+    if frame.shape[1] < 2:
+        raise DataError(f"{path} has a single column; it needs at least one feature and the target.")
+    if target not in frame.columns:
+        raise DataError(f"{path} has no target column {target!r}.")
+    if frame.empty:
+        raise DataError(f"{path} has column names but no rows.")
+    empty = [str(name) for name in frame.columns if frame[name].isna().all()]
+    if empty:
+        raise DataError(f"column {empty[0]!r} of {path} has no values at all; drop it or fill it.")
+    return frame
+
+
+def read_csv(path: Path, target: str, max_megabytes: float = 100.0) -> pd.DataFrame:
+    """Read a user CSV, turning every way it can be unusable into one clear DataError."""
+    check_size(path, max_megabytes)
     try:
         frame = pd.read_csv(path, encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -46,22 +65,29 @@ def read_csv(path: Path, target: str, max_megabytes: float = 100.0) -> pd.DataFr
         raise DataError(f"{path} is not valid CSV: {err}") from None
     if frame.shape[1] < 2:
         raise DataError(f"{path} has a single column; is it comma-separated?")
-    if target not in frame.columns:
-        raise DataError(f"{path} has no target column {target!r}.")
-    if frame.empty:
-        raise DataError(f"{path} has a header but no rows.")
-    empty = [str(name) for name in frame.columns if frame[name].isna().all()]
-    if empty:
-        raise DataError(f"column {empty[0]!r} of {path} has no values at all; drop it or fill it.")
-    return frame
+    return checked(frame, path, target)
+
+
+def read_parquet(path: Path, target: str, max_megabytes: float = 100.0) -> pd.DataFrame:
+    """Read a user parquet file (pandas with pyarrow), turning every way it can be unusable into one DataError."""
+    check_size(path, max_megabytes)
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError:
+        raise DataError(f"reading {path} needs pyarrow: `pip install pyarrow`.") from None
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError; a damaged footer an OSError
+        reason = " ".join(str(err).split())[:200]
+        raise DataError(f"{path} is not a readable parquet file: {reason}") from None
+    return checked(frame, path, target)
 
 
 def load_source(params: DataParams) -> pd.DataFrame:
     """Load the configured data source."""
-    if params.source == "csv":
+    if params.source in ("csv", "parquet"):
         if not params.path:
-            raise DataError("params.yaml sets data.source to 'csv' but gives no data.path.")
-        return read_csv(Path(params.path), params.target, params.max_megabytes)
+            raise DataError(f"params.yaml sets data.source to {params.source!r} but gives no data.path.")
+        read = read_csv if params.source == "csv" else read_parquet
+        return read(Path(params.path), params.target, params.max_megabytes)
     return load_embedded(params.source, params.target)
 
 
@@ -83,7 +109,7 @@ def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.Dat
 
 
 def prepare(params: DataParams, train_path: Path, test_path: Path) -> tuple[Path, Path]:
-    """Load, split and write the train and test CSVs."""
+    """Load, split and write the train and test CSVs (whatever the source's format, the splits are CSV)."""
     train, test = split(load_source(params), params)
     for path, part in ((train_path, train), (test_path, test)):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import joblib
 import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     # Only for the type: training reads the schema pandera parsed; nothing else here needs pandera.
     import pandera.pandas as pa
 
-ESTIMATORS = {"logistic_regression": LogisticRegression, "random_forest": RandomForestClassifier}
+ESTIMATORS = {
+    "logistic_regression": LogisticRegression,
+    "random_forest": RandomForestClassifier,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+}
 
 
 def features_of(frame: pd.DataFrame, target: str, declared: pa.DataFrameSchema) -> list[dict[str, Any]]:
