@@ -53,6 +53,9 @@ def bake(workspace: Path, temp: Path) -> None:
             entry.unlink()
     for entry in project.iterdir():
         shutil.move(str(entry), str(workspace / entry.name))
+    # The kit under test sits beside the project; it is no file of the project's.
+    with (workspace / ".git" / "info" / "exclude").open("a", encoding="utf-8") as exclude:
+        exclude.write("/actions/\n")
     params = workspace / "params.yaml"
     text = params.read_text(encoding="utf-8")
     # Every environment's port, and the canary's, become ports nothing listens on.

@@ -80,3 +80,12 @@ def test_a_remote_without_a_keyless_login_is_one_sentence(project, monkeypatch, 
         monkeypatch.setenv(name, value)
     assert remote_login.main([]) == 1
     assert message in capsys.readouterr().out
+
+
+def test_s3_compatible_storage_is_not_logged_in_to_aws(project, monkeypatch, capsys):
+    add_remote("s3://ml-data/cancer")
+    subprocess.run(["dvc", "remote", "modify", "storage", "endpointurl", "https://minio.example"], check=True)
+    for name, value in ALL_VARIABLES.items():
+        monkeypatch.setenv(name, value)
+    assert remote_login.main([]) == 1
+    assert "S3-compatible storage at https://minio.example, not AWS" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from mlgitops import train, trust
 
 OUTPUTS = {"data/prepared/train.csv", "models/model.joblib", "metrics.json"}
@@ -54,3 +56,25 @@ def test_pipeline_outputs_resolve_paths_interpolated_from_params(tmp_path):
     )
     params.write_text("mlgitops:\n  paths:\n    train: data/train.csv\n    meta: models/model.json\n")
     assert trust.pipeline_outputs(dvc_yaml, params) == {"data/train.csv", "models/model.json", "${nowhere.known}"}
+
+
+def test_a_job_without_the_remotes_credentials_neither_pulls_nor_warns(tmp_path, monkeypatch, capsys):
+    # Given a project with a DVC remote whose credentials this job does not have (a pull request's),
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "absent")], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hello > hello.txt\n    outs: [hello.txt]\n")
+    (tmp_path / "params.yaml").write_text("mlgitops:\n  budget:\n    pipeline_minutes: 5\n")
+    monkeypatch.chdir(tmp_path)
+    calls: list[tuple[str, ...]] = []
+    real = train.dvc
+    monkeypatch.setattr(train, "dvc", lambda *args: calls.append(args) or real(*args))
+    # when it reproduces with pulling off, then it runs the stage without asking the remote;
+    result = train.reproduce(push=False, pull=False)
+    assert result["ok"] and result["ran"] == ["hello"]
+    assert not [call for call in calls if call[0] == "pull"]
+    assert "could not pull" not in capsys.readouterr().out
+    # with pulling on (the default), it does ask, and says when the remote cannot answer.
+    (tmp_path / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo again > hello.txt\n    outs: [hello.txt]\n")
+    train.reproduce(push=False)
+    assert [call for call in calls if call[0] == "pull"]

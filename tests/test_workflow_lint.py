@@ -49,11 +49,16 @@ def test_baked_workflows_of_every_combination_are_clean(shared_bake, churn_csv, 
     lint(shared_bake(**options_context(options, churn_csv)))
 
 
-# What GitHub's expressions see in a pull request from a fork.
+# What GitHub's expressions see in a pull request from a fork, and in one Dependabot opens (no secrets either).
 FORK_PULL_REQUEST = {
     "github.event.pull_request.head.repo.full_name": "someone/fork",
+    "github.event.pull_request.user.login": "someone",
     "github.event_name": "pull_request",
     "github.repository": "octo/cancer-classifier",
+}
+DEPENDABOT_PULL_REQUEST = FORK_PULL_REQUEST | {
+    "github.event.pull_request.head.repo.full_name": "octo/cancer-classifier",
+    "github.event.pull_request.user.login": "dependabot[bot]",
 }
 
 
@@ -66,17 +71,18 @@ def evaluate(expression: object, context: dict[str, str]) -> object:
         text = text.replace(name, repr(context[name]))
     text = text.replace("&&", " and ").replace("||", " or ").replace("cancelled()", "False")
     text = re.sub(r"!(?!=)", " not ", text).replace("fromJSON(", "json.loads(")
-    return eval(text, {"json": json})  # the workflows under test are the only source of these expressions
+    # The workflows under test are the only source of these expressions.
+    return eval(text, {"json": json, "contains": lambda items, item: item in items})
 
 
-def fork_pull_request_problems(project: Path) -> list[str]:
+def fork_pull_request_problems(project: Path, event: dict[str, str] = FORK_PULL_REQUEST) -> list[str]:
     """What a pull request from a fork would get that it must not: an OIDC token, a secret, a non-GitHub runner."""
     problems = []
     for path in sorted((project / ".github" / "workflows").glob("*.yml")):
         workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
         if "pull_request" not in workflow[True]:  # YAML reads the key `on` as true
             continue
-        context = dict(FORK_PULL_REQUEST)
+        context = dict(event)
         # GitHub decides which jobs run in order; a job's needs come before it.
         for name, job in workflow["jobs"].items():
             runs = bool(evaluate(job["if"], context)) if "if" in job else True
@@ -96,14 +102,17 @@ def fork_pull_request_problems(project: Path) -> list[str]:
 
 @pytest.mark.parametrize("options", MATRIX, ids=matrix_id)
 def test_a_pull_request_from_a_fork_gets_no_cloud_token_secret_or_team_machine(shared_bake, churn_csv, options):
-    assert fork_pull_request_problems(shared_bake(**options_context(options, churn_csv))) == []
+    project = shared_bake(**options_context(options, churn_csv))
+    assert fork_pull_request_problems(project) == []
+    # Dependabot's pull requests get no secrets, so they too train on GitHub's runners rather than fail.
+    assert fork_pull_request_problems(project, DEPENDABOT_PULL_REQUEST) == []
 
 
 @pytest.mark.parametrize(
     ("runner", "unguard", "problem"),
     [
-        ("cml-cloud", "    if: ${{ github.event.pull_request.head.repo.full_name == github.repository }}\n", "token"),
-        ("self-hosted-gpu", "(github.event.pull_request.head.repo.full_name == github.repository) && ", "runs on"),
+        ("cml-cloud", "github.event.pull_request.head.repo.full_name == github.repository && ", "token"),
+        ("self-hosted-gpu", "github.event.pull_request.head.repo.full_name == github.repository && ", "runs on"),
     ],
 )
 def test_the_fork_check_does_catch_a_job_without_its_guard(fast_bake, runner, unguard, problem):

@@ -67,6 +67,13 @@ def default_remote() -> tuple[str, str]:
     raise LoginError(f"DVC names {name!r} as the default remote but lists no URL for it.")
 
 
+def endpoint(name: str) -> str:
+    """The remote's own S3 endpoint (MinIO, R2, ...), empty for AWS itself."""
+    command = [sys.executable, "-m", "dvc", "config", f"remote.{name}.endpointurl"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def cloud_of(url: str, given: Mapping[str, str]) -> Cloud:
     """The cloud of a remote URL, once every variable its login needs is set."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
@@ -93,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         name, url = default_remote()
         cloud = cloud_of(url, os.environ)
+        if cloud.name == "aws" and endpoint(name):
+            raise LoginError(
+                f"The DVC remote {name} is S3-compatible storage at {endpoint(name)}, not AWS, so it has no keyless "
+                "AWS login; give the job that storage's keys instead of this step."
+            )
         if cloud.name == "azure":
             # Kept out of git: the storage account is the runner's setting of the shared remote.
             dvc("remote", "modify", "--local", name, "account_name", os.environ["AZURE_STORAGE_ACCOUNT"].strip())

@@ -102,6 +102,11 @@ def test_parquet_without_the_target_or_rows_is_rejected(workdir, frame):
         data.read_parquet(workdir / "empty.parquet", "label")
 
 
+def test_a_column_pandas_stored_as_the_index_stays_a_column(workdir, frame):
+    frame.set_index("label").to_parquet("indexed.parquet")
+    assert set(data.read_parquet(workdir / "indexed.parquet", "label").columns) == set(frame.columns)
+
+
 def test_a_text_column_holding_numbers_and_words_is_a_category(workdir, frame):
     # Parquet columns have one type: numbers stored as text next to words stay text, declared as categories.
     frame["size"] = [str(i % 3) if i % 2 else "large" for i in range(len(frame))]

@@ -79,3 +79,23 @@ def test_log_loss_is_the_only_lower_is_better_metric():
 def test_unknown_family_is_rejected():
     with pytest.raises(ValueError, match="unknown model family"):
         train.build(ModelParams(family="svm"), [], seed=0)
+
+
+@pytest.mark.parametrize("family", sorted(train.ESTIMATORS))
+def test_every_family_trains_on_a_text_column_of_many_values(workdir, family):
+    # Many distinct values make the one-hot columns sparse, which some estimators refuse.
+    import pandas as pd
+
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "size": [float(i % 17) for i in range(rows)],
+            "city": [f"city-{i % 60}" for i in range(rows)],
+            "label": ["big" if i % 17 >= 8 else "small" for i in range(rows)],
+        }
+    )
+    frame.to_csv("train.csv", index=False)
+    declared = schema.infer(frame, "label")
+    model, meta_file = workdir / "model.joblib", workdir / "model.json"
+    meta, _ = train.train(workdir / "train.csv", "label", ModelParams(family=family), 0, declared, model, meta_file)
+    assert meta["classes"] == ["big", "small"]

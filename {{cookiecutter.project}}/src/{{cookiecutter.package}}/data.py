@@ -72,12 +72,17 @@ def read_parquet(path: Path, target: str, max_megabytes: float = 100.0) -> pd.Da
     """Read a user parquet file (pandas with pyarrow), turning every way it can be unusable into one DataError."""
     check_size(path, max_megabytes)
     try:
-        frame = pd.read_parquet(path)
+        import pyarrow as pa
     except ImportError:
         raise DataError(f"reading {path} needs pyarrow: `pip install pyarrow`.") from None
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError; a damaged footer an OSError
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as err:  # a damaged footer, bad data, an unsupported codec
         reason = " ".join(str(err).split())[:200]
         raise DataError(f"{path} is not a readable parquet file: {reason}") from None
+    # pandas stores a named index (an id, say) as columns with a note to restore them as the index: keep them columns.
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()
     return checked(frame, path, target)
 
 

@@ -148,17 +148,27 @@ def check_csv(path: Path, schema: pa.DataFrameSchema, name: str) -> list[dict[st
         violations += [violation(c, "column_in_schema", c) for c in frame.columns if c not in schema.columns]
     present = [c for c in schema.columns if c in frame.columns]
     numbers = [c for c in present if str(schema.columns[c].dtype) == "float64"]
-    cast = frame.select(present).with_columns(pl.col(c).cast(pl.Float64, strict=False) for c in numbers)
+    # pandas reads these words as booleans, which the schema declares as numbers (1.0 and 0.0).
+    as_number = {word: "1" for word in ("True", "TRUE", "true")} | {word: "0" for word in ("False", "FALSE", "false")}
+    cast = frame.select(present).with_columns(
+        pl.col(c).replace(as_number).cast(pl.Float64, strict=False) for c in numbers
+    )
+    unreadable: set[str] = set()
     for c in numbers:
-        unreadable = frame.filter(pl.col(c).is_not_null() & cast[c].is_null())[c]
-        if len(unreadable):
-            violations.append(violation(c, "coerce_dtype('float64')", unreadable[0]))
+        cases = frame.filter(pl.col(c).is_not_null() & cast[c].is_null())[c]
+        if len(cases):
+            unreadable.add(c)
+            violations.append(violation(c, "coerce_dtype('float64')", cases[0]))
     try:
         for_polars(schema, present).validate(cast, lazy=True)
     except SchemaErrors as err:
         cases = err.failure_cases.unique(subset=["column", "check"], keep="first", maintain_order=True)
-        rows = cases.iter_rows(named=True)
-        violations += [violation(str(row["column"]), str(row["check"]), row["failure_case"]) for row in rows]
+        for row in cases.iter_rows(named=True):
+            column, rule = str(row["column"]), str(row["check"])
+            # A value that is no number reads as missing once cast; it is reported above, as what it is.
+            if rule == "not_nullable" and column in unreadable and not frame[column].is_null().any():
+                continue
+            violations.append(violation(column, rule, row["failure_case"]))
     return violations
 
 

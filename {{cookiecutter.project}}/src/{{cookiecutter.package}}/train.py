@@ -64,7 +64,9 @@ def build(params: ModelParams, features: list[dict[str, Any]], seed: int) -> Pip
                 make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
                 categorical,
             ),
-        ]
+        ],
+        # Histogram gradient boosting takes dense input only; many categories would make the one-hot columns sparse.
+        sparse_threshold=0.0 if params.family == "hist_gradient_boosting" else 0.3,
     )
     estimator = ESTIMATORS[params.family](random_state=seed, **params.hyperparameters)
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
