@@ -23,8 +23,8 @@ from mlgitops import contract
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-# Every parquet file starts and ends with these bytes; the smallest whole one (no rows) is a few hundred bytes,
-# and anything shorter than both magics and the footer's length cannot be one.
+# Every parquet file starts and ends with these bytes, with its footer's length before the last four: anything
+# shorter than both magics and that length cannot be one.
 PARQUET_MAGIC = b"PAR1"
 PARQUET_MIN_BYTES = 12
 # A DVC remote the workflows can log in to: the scheme picks the cloud (AWS, Google Cloud, Azure).
@@ -336,7 +336,11 @@ def vendor_actions(repo_dir: Path, project_dir: Path) -> None:
 
 def can_reproduce(answers: dict) -> bool:
     """True when this interpreter has what the first pipeline run of this project needs."""
-    modules = (*PIPELINE_MODULES, "polars") if answers["data_backend"] == "polars" else PIPELINE_MODULES
+    modules = [*PIPELINE_MODULES]
+    if answers["data_backend"] == "polars":
+        modules.append("polars")
+    if answers["dataset"] == "parquet":
+        modules.append("pyarrow")
     return all(importlib.util.find_spec(name) is not None for name in modules)
 
 

@@ -301,3 +301,11 @@ def test_a_bake_from_a_git_checkout_records_the_template_for_updates(answers, tm
     # A folder that is not a checkout's top (an unpacked archive inside some repository) records nothing.
     (template / "sub").mkdir()
     assert bake.template_record(answers, template / "sub") is None
+
+
+def test_the_first_run_of_a_parquet_project_needs_pyarrow_in_the_baking_python(answers, monkeypatch):
+    present = {"pyarrow": None}
+    real = bake.importlib.util.find_spec
+    monkeypatch.setattr(bake.importlib.util, "find_spec", lambda name: None if name in present else real(name))
+    assert bake.can_reproduce(answers)
+    assert not bake.can_reproduce({**answers, "dataset": "parquet"})
