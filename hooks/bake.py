@@ -61,6 +61,7 @@ TAKEN_NAMES = {
 }
 SINGLE_LINE_FIELDS = ("project_name", "description", "author_name", "author_email", "target_column")
 CHOICES = (
+    "task",
     "python_version",
     "dataset",
     "data_backend",
@@ -70,6 +71,22 @@ CHOICES = (
     "deploy_target",
     "license",
 )
+# What each task can be trained on, with, and judged by; `auto` (each question's first choice) is the first of
+# these. cookiecutter.json resolves `auto` in its `__dataset`, `__model` and `__metric` answers, which the
+# template reads (a hook cannot change the answers); a test holds the two equal.
+FITS = {
+    "classification": {
+        "dataset": ("breast_cancer", "wine", "csv", "parquet"),
+        "model": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
+        "metric": ("f1_macro", "accuracy", "balanced_accuracy", "roc_auc", "log_loss"),
+    },
+    "regression": {
+        "dataset": ("diabetes", "csv", "parquet"),
+        "model": ("ridge", "random_forest", "hist_gradient_boosting"),
+        "metric": ("rmse", "mae", "r2"),
+    },
+}
+AUTO = "auto"
 # The strings pandas reads as missing by default (pandas' STR_NA_VALUES), listed here because the hook's
 # Python may have no pandas; a test holds the two equal.
 MISSING_VALUES = frozenset(
@@ -107,6 +124,7 @@ UPDATE_VARIABLE = "MLGITOPS_TEMPLATE_UPDATE"
 CRUFT_FILE = ".cruft.json"
 # Answers cookiecutter adds about this one run, not about the project.
 RUN_ONLY_ANSWERS = ("_output_dir", "_repo_dir", "_checkout", "_cookiecutter", "_template", "_commit")
+RESOLVED_ANSWERS = ("__dataset", "__model", "__metric")
 
 
 def updating() -> bool:
@@ -116,6 +134,30 @@ def updating() -> bool:
 
 class AnswerError(ValueError):
     """An answer that cannot produce a working project; the message is one sentence for the user."""
+
+
+def task_of(answers: dict) -> str:
+    """The project's task; projects made before the question existed are classifiers."""
+    return answers.get("task", "classification")
+
+
+def resolved(answers: dict, name: str) -> str:
+    """The dataset, model or metric the project uses: the answer, or the task's first fit for `auto`."""
+    value = answers.get(f"__{name}") or answers[name]
+    return FITS[task_of(answers)][name][0] if value == AUTO else value
+
+
+def validate_fit(answers: dict) -> None:
+    """Check that the dataset, model and metric suit the task."""
+    task = task_of(answers)
+    for name in ("dataset", "model", "metric"):
+        value = resolved(answers, name)
+        fits = FITS[task][name]
+        if value not in fits:
+            other = next(t for t in FITS if value in FITS[t][name])
+            raise AnswerError(
+                f"{name} {value!r} is for {other}, but task is {task!r}: choose one of {', '.join(fits)} (or auto)."
+            )
 
 
 def validate(answers: dict) -> None:
@@ -165,22 +207,22 @@ def validate(answers: dict) -> None:
         )
     if answers["deploy_target"] == "kubernetes":
         validate_kubernetes_names(project)
-    if answers["dataset"] == "csv":
+    validate_fit(answers)
+    dataset = resolved(answers, "dataset")
+    if dataset == "csv":
         # An update renders on a machine without the CSV; the project holds its copy already.
         if not updating():
             path = Path(answers["csv_path"]).expanduser() if answers["csv_path"] else None
-            validate_csv(path, answers["target_column"], float(answers["_test_size"]))
+            validate_csv(path, answers["target_column"], float(answers["_test_size"]), task_of(answers))
     elif answers["csv_path"]:
-        raise AnswerError(
-            f"csv_path is set but dataset is {answers['dataset']!r}; choose dataset 'csv' or leave csv_path empty."
-        )
-    if answers["dataset"] == "parquet":
+        raise AnswerError(f"csv_path is set but dataset is {dataset!r}; choose dataset 'csv' or leave csv_path empty.")
+    if dataset == "parquet":
         if not updating():
             path = Path(answers["parquet_path"]).expanduser() if answers["parquet_path"] else None
             validate_parquet(path, answers["target_column"])
     elif answers["parquet_path"]:
         raise AnswerError(
-            f"parquet_path is set but dataset is {answers['dataset']!r}; choose dataset 'parquet' or leave "
+            f"parquet_path is set but dataset is {dataset!r}; choose dataset 'parquet' or leave "
             "parquet_path empty."
         )
 
@@ -210,7 +252,7 @@ def validate_kubernetes_names(project: str) -> None:
         )
 
 
-def validate_csv(path: Path | None, target: str, test_size: float) -> None:
+def validate_csv(path: Path | None, target: str, test_size: float, task: str = "classification") -> None:
     """Check that a user's CSV exists, is UTF-8, has a header with the target column and rows the split can use."""
     if path is None:
         raise AnswerError("dataset 'csv' needs csv_path, the path to your CSV file.")
@@ -252,7 +294,10 @@ def validate_csv(path: Path | None, target: str, test_size: float) -> None:
             f"csv_path {str(path)!r} has rows whose number of fields differs from the header's {len(header)}."
         )
     column = header.index(target)
-    validate_labels([row[column] for row in rows], target, test_size)
+    if task == "regression":
+        validate_numbers([row[column] for row in rows], target)
+    else:
+        validate_labels([row[column] for row in rows], target, test_size)
 
 
 def validate_parquet(path: Path | None, target: str) -> None:
@@ -314,6 +359,28 @@ def validate_labels(labels: list[str], target: str, test_size: float) -> None:
         )
 
 
+def validate_numbers(values: list[str], target: str) -> None:
+    """Check that a regression target is a number in every row, and not the same number in all of them."""
+    missing = sum(value.strip() in MISSING_VALUES for value in values)
+    if missing:
+        raise AnswerError(
+            f"target_column {target!r} has no value in {missing} of its {len(values)} rows; "
+            "fill or drop those rows, as a regressor learns only from rows with a target."
+        )
+    numbers = []
+    for number, value in enumerate(values, start=1):
+        try:
+            numbers.append(float(value))
+        except ValueError:
+            raise AnswerError(
+                f"target_column {target!r} holds {value[:40]!r} in data row {number}; a regression target is a number."
+            ) from None
+        if not math.isfinite(numbers[-1]):
+            raise AnswerError(f"target_column {target!r} holds {value!r} in data row {number}; use finite numbers.")
+    if len(set(numbers)) < 2:
+        raise AnswerError(f"target_column {target!r} is {values[0]!r} in every row; there is nothing to learn.")
+
+
 def pre_gen(answers: dict) -> int:
     """Hook entry point: 0 when the answers can work, 1 with the reason on stderr."""
     try:
@@ -339,7 +406,7 @@ def can_reproduce(answers: dict) -> bool:
     modules = [*PIPELINE_MODULES]
     if answers["data_backend"] == "polars":
         modules.append("polars")
-    if answers["dataset"] == "parquet":
+    if resolved(answers, "dataset") == "parquet":
         modules.append("pyarrow")
     return all(importlib.util.find_spec(name) is not None for name in modules)
 
@@ -428,7 +495,8 @@ def template_record(answers: dict, template_dir: Path) -> dict | None:
         return None
     # A template cookiecutter cloned (gh:OWNER/REPO) has its remote as origin; a local checkout, maybe none.
     address = git_output(["remote", "get-url", "origin"], template_dir) or str(template_dir)
-    context = {key: value for key, value in answers.items() if key not in RUN_ONLY_ANSWERS}
+    # The resolved `auto` answers are left out, so an update derives them again from the answers they follow.
+    context = {key: value for key, value in answers.items() if key not in RUN_ONLY_ANSWERS + RESOLVED_ANSWERS}
     context |= {"_template": address, "_commit": commit}
     return {
         "template": address,
@@ -447,8 +515,8 @@ def post_gen(answers: dict, project_dir: Path, template_dir: Path) -> int:
         if answers["actions_source"] == "vendored":
             vendor_actions(template_dir, project_dir)
         return 0
-    if answers["dataset"] in ("csv", "parquet"):
-        kind = answers["dataset"]
+    if resolved(answers, "dataset") in ("csv", "parquet"):
+        kind = resolved(answers, "dataset")
         target = project_dir / "data" / "raw" / f"dataset.{kind}"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(answers[f"{kind}_path"]).expanduser(), target)

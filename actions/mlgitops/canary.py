@@ -2,13 +2,15 @@
 
 Both are asked the release's reference set and the newest inputs the live environment logged (only when
 every feature is logged in clear: a dropped or hashed feature cannot be sent again). The canary measures
-how often the two give the same answer and how far the candidate's answers' classes shift (PSI). A
+how often the two give the same answer and how far the candidate's answers' classes shift (PSI); a
+regressor's answers are compared by the bin of the training target's deciles each falls in. A
 candidate that disagrees beyond `mlgitops.release.canary`'s limits stops the promotion with the reason,
 unless it scores better than the live release on the reference set: a better model is allowed to differ.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter, deque
 from collections.abc import Callable
@@ -44,6 +46,16 @@ def live_inputs(folder: Path, features: list[str], limit: int) -> list[dict[str,
     return list(kept)
 
 
+def bin_of(value: float, edges: list[float]) -> str:
+    """The decile bin a regressor's answer falls in, named as the project's service names it (q1 to q10)."""
+    return f"q{bisect.bisect_left(edges, value) + 1}"
+
+
+def classes_of(found: list[dict[str, Any]], bins: list[float] | None) -> list[str]:
+    """Each answer's class: a classifier's label, or a regressor's decile bin."""
+    return [str(a["label"]) if bins is None else bin_of(float(a["value"]), bins) for a in found]
+
+
 def answers(url: str, instances: list[dict[str, Any]], who: str) -> list[dict[str, Any]]:
     """The predictions `url` gives the instances, in order; a refused batch is an error naming who refused it."""
     found: list[dict[str, Any]] = []
@@ -70,9 +82,11 @@ def compare(
     instances = requests + live_rows
     live = answers(live_url, instances, "live release")
     candidate = answers(candidate_url, instances, "candidate")
-    same = sum(a["label"] == b["label"] for a, b in zip(live, candidate, strict=True))
+    bins = json.loads((reference / "reference.json").read_text(encoding="utf-8")).get("bins")
+    live_classes, candidate_classes = classes_of(live, bins), classes_of(candidate, bins)
+    same = sum(a == b for a, b in zip(live_classes, candidate_classes, strict=True))
     agreement = same / len(instances)
-    shift = data_check.psi(Counter(a["label"] for a in live), Counter(b["label"] for b in candidate))
+    shift = data_check.psi(Counter(live_classes), Counter(candidate_classes))
     live_value, candidate_value = score(reference, live[:rows])["value"], score(reference, candidate[:rows])["value"]
     metric = release["metric"]
     gain = candidate_value - live_value if metric["higher_is_better"] else live_value - candidate_value

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
         "model_meta": "models/model.json",
         "metrics": "metrics.json",
         "confusion": "plots/confusion.csv",
+        # A regression project's evaluate stage writes each test row's actual, predicted and residual here.
+        "predictions": "plots/predictions.csv",
         "importance": "plots/importance.csv",
     },
     "data_check": {
@@ -35,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
         "max_missing_share": 0.05,
         "max_duplicate_share": 0.05,
         "min_class_share": 0.05,
+        # A regression target must take at least this many distinct values (the spread rule).
+        "min_target_values": 10,
         "drift": {"numeric_threshold": 0.25, "categorical_threshold": 0.2, "fail": True},
     },
     "budget": {
@@ -45,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
         "tolerance": {"default": 0.01},
         "lower_is_better": ["log_loss"],
         "max_majority_share": 0.95,
+        # A regression model whose predictions' standard deviation is below this share of the target's fails.
+        "min_spread_ratio": 0.1,
     },
     "release": {
         "target": "local",
@@ -83,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
         "feedback": {"window_hours": 168, "min_labels": 50, "confidence": 0.95, "tolerance": 0.02},
     },
 }
+# What a project's model predicts (params.yaml's top-level `task`); projects made before it existed classify.
+TASKS = ("classification", "regression")
 # Settings that are a share of something, from 0 to 1.
 SHARES = {
     f"{SECTION}.monitor.sample",
@@ -91,7 +99,7 @@ SHARES = {
     f"{SECTION}.watch.feedback.confidence",
 }
 # The newest version of each file format the two sides exchange that this kit reads.
-FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 1}
+FORMATS = {"data_profile": 1, "data_check": 1, "model_meta": 2}
 
 
 class ContractError(ValueError):
@@ -142,6 +150,14 @@ def from_params(params: Any) -> dict[str, Any]:
     if given is None:
         given = {key: params[key] for key in ("data_check", "report") if key in params}
     return _merge(DEFAULTS, given, SECTION)
+
+
+def task_of(params: Any) -> str:
+    """The task params.yaml declares, refused in one sentence when it is neither classification nor regression."""
+    task = params.get("task", TASKS[0]) if isinstance(params, dict) else TASKS[0]
+    if task not in TASKS:
+        raise ContractError(f"task in {PARAMS_FILE} must be {' or '.join(TASKS)}, got {task!r}.")
+    return task
 
 
 def from_text(text: str | None) -> dict[str, Any]:

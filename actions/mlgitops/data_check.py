@@ -92,7 +92,7 @@ def psi(base: dict[str, int], head: dict[str, int]) -> float:
 
 
 def quality(profile: dict[str, Any], rules: dict[str, Any]) -> list[Finding]:
-    """Minimum rows, missing values, duplicates and label balance."""
+    """Minimum rows, missing values, duplicates, and label balance (a classifier's) or target spread (a regressor's)."""
     rows = profile["rows"]
     findings = [
         Finding(
@@ -128,7 +128,11 @@ def quality(profile: dict[str, Any], rules: dict[str, Any]) -> list[Finding]:
         )
     )
     target = profile["target"]
-    counts = profile["columns"].get(target, {}).get("counts", {})
+    entry = profile["columns"].get(target, {})
+    if entry.get("kind") == "numeric":
+        findings.append(target_spread(profile, target, entry, rules))
+        return findings
+    counts = entry.get("counts", {})
     total = sum(counts.values()) or 1
     if len(counts) < 2:
         findings.append(Finding("label_balance", target, False, len(counts), 2, f"{len(counts)} class(es); at least 2"))
@@ -146,6 +150,26 @@ def quality(profile: dict[str, Any], rules: dict[str, Any]) -> list[Finding]:
             )
         )
     return findings
+
+
+def target_spread(profile: dict[str, Any], target: str, entry: dict[str, Any], rules: dict[str, Any]) -> Finding:
+    """A regression's target must vary: enough distinct values, and a middle half that is not one value."""
+    least = rules["min_target_values"]
+    distinct = entry.get("distinct")
+    levels = _levels(profile, entry) if entry.get("quantiles") else []
+    middle = (
+        _quantile(levels, entry["quantiles"], 0.75) - _quantile(levels, entry["quantiles"], 0.25) if levels else 0.0
+    )
+    if distinct is not None and distinct < least:
+        passed, message = False, f"{distinct} distinct value(s); at least {least:g}"
+    elif middle <= 0:
+        passed, message = False, "the middle half of the rows share one value (interquartile range 0)"
+    else:
+        shown = "" if distinct is None else f"{distinct} distinct values, "
+        passed, message = True, f"{shown}interquartile range {middle:.4g} (at least {least:g} values, a range above 0)"
+    return Finding(
+        "target_spread", target, passed, distinct if distinct is not None else round(middle, 6), least, message
+    )
 
 
 def drift(base: dict[str, Any], head: dict[str, Any], rules: dict[str, Any]) -> list[Finding]:

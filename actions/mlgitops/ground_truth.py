@@ -48,26 +48,36 @@ def after(stamp: Any, since: dt.datetime) -> bool:
     return moment >= since
 
 
+def truth_of(label: Any) -> Any:
+    """A true label as the project scores it: a regressor's number stays a number, a class is text."""
+    return label if isinstance(label, int | float) and not isinstance(label, bool) else str(label)
+
+
 def joined(folder: Path, since: dt.datetime) -> tuple[dict[str, dict[str, list]], list[str]]:
     """The labelled answers of requests answered since `since`, by Bento version ({y, pred, proba}), and the
-    classes in the order of the probabilities."""
-    truth: dict[str, list[str]] = {}
+    classes in the order of the probabilities. A regressor's answers are numbers, without probabilities or classes."""
+    truth: dict[str, list[Any]] = {}
     for record in records(sorted(folder.glob("feedback.jsonl"))):
         if isinstance(record.get("labels"), list):
-            truth.setdefault(str(record.get("request_id")), [str(label) for label in record["labels"]])
+            truth.setdefault(str(record.get("request_id")), [truth_of(label) for label in record["labels"]])
     versions: dict[str, dict[str, list]] = defaultdict(lambda: {"y": [], "pred": [], "proba": []})
     classes: list[str] = []
     for record in records(sorted(folder.glob("requests.*.jsonl"))):
         labels = truth.get(str(record.get("request_id")))
-        answered, probabilities = record.get("labels"), record.get("probabilities")
+        answered = record.get("labels")
+        # A classifier indexes each answer's probabilities; a regressor, only its numbers.
+        regression = "probabilities" not in record
+        probabilities = [] if regression else record.get("probabilities")
         if not labels or not isinstance(answered, list) or not isinstance(probabilities, list):
             continue
-        if not len(labels) == len(answered) == len(probabilities) or not after(record.get("timestamp"), since):
+        if len(labels) != len(answered) or not (regression or len(probabilities) == len(labels)):
+            continue
+        if not after(record.get("timestamp"), since):
             continue
         classes = [str(name) for name in record.get("classes") or classes]
         rows = versions[str(record.get("bento_version"))]
         rows["y"] += labels
-        rows["pred"] += [str(label) for label in answered]
+        rows["pred"] += [truth_of(label) for label in answered]
         rows["proba"] += probabilities
     return dict(versions), classes
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +22,8 @@ from . import baseline, contract, gha, gitrefs, trust
 from . import markdown as md
 
 TOP_FEATURES = 10
+# Bars of the residuals' histogram in a regression's report.
+RESIDUAL_BINS = 10
 # Sections of params.yaml that configure the gate rather than the pipeline: read from the base branch.
 GATE_SETTINGS = (f"{contract.SECTION}.", "report.", "data_check.")
 # The kit's own code inside a project with vendored actions: a pull request that changes it runs its own gate.
@@ -116,6 +120,75 @@ def majority_guard(pairs: Sequence[tuple[str, str]], max_share: float, rows: str
         True,
         f"the most predicted class, {top!r}, is {top_share:.0%} of predictions ({actual_share:.0%} of labels)",
         shares,
+    )
+
+
+def read_predictions(predictions_csv: Path) -> list[tuple[float, float]]:
+    """A regression's (actual, predicted) test rows, as the evaluate stage wrote them."""
+    with predictions_csv.open(newline="", encoding="utf-8") as handle:
+        try:
+            return [(float(row["actual"]), float(row["predicted"])) for row in csv.DictReader(handle)]
+        except (KeyError, TypeError, ValueError):
+            raise contract.ContractError(
+                f"{predictions_csv} must hold the numeric columns actual and predicted, one row per test row."
+            ) from None
+
+
+def spread_guard(pairs: Sequence[tuple[float, float]], min_ratio: float, rows: str) -> tuple[bool, str, dict[str, Any]]:
+    """Fail a regressor whose answers barely vary (near one number for everyone) while the truth does."""
+    if len(pairs) < 2:
+        return False, f"{rows} has fewer than two rows", {}
+    actual, predicted = [a for a, _ in pairs], [p for _, p in pairs]
+    spread = {
+        name: (statistics.pstdev(values), statistics.fmean(values))
+        for name, values in (("actual", actual), ("predicted", predicted))
+    }
+    truth, answers = spread["actual"][0], spread["predicted"][0]
+    ratio = answers / truth if truth > 0 else 0.0
+    details = {
+        "ratio": round(ratio, 4),
+        "rows": [
+            ["mean", spread["actual"][1], spread["predicted"][1]],
+            ["standard deviation", truth, answers],
+            ["lowest", min(actual), min(predicted)],
+            ["highest", max(actual), max(predicted)],
+        ],
+    }
+    if len(set(predicted)) == 1 or ratio < min_ratio:
+        return (
+            False,
+            f"the model's predictions on {rows} spread {ratio:.0%} as wide as the truth (standard deviation "
+            f"{answers:.4g} against {truth:.4g}): nearly one number for everyone",
+            details,
+        )
+    return (
+        True,
+        f"the predictions spread {ratio:.0%} as wide as the truth (standard deviations {answers:.4g}, {truth:.4g})",
+        details,
+    )
+
+
+def residual_chart(pairs: Sequence[tuple[float, float]]) -> str:
+    """The residuals (actual - predicted) of the test rows as a histogram GitHub renders (Mermaid)."""
+    residuals = [a - p for a, p in pairs]
+    if len(residuals) < 2 or not all(math.isfinite(r) for r in residuals):
+        return ""
+    low, high = min(residuals), max(residuals)
+    width = (high - low) / RESIDUAL_BINS or 1.0
+    counts = [0] * RESIDUAL_BINS
+    for residual in residuals:
+        counts[min(int((residual - low) / width), RESIDUAL_BINS - 1)] += 1
+    labels = ", ".join(f'"{low + (i + 0.5) * width:.3g}"' for i in range(RESIDUAL_BINS))
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            '    title "Residuals, actual - predicted (test split): rows per bin"',
+            f"    x-axis [{labels}]",
+            f'    y-axis "rows" 0 --> {max(counts)}',
+            f"    bar [{', '.join(map(str, counts))}]",
+            "```",
+        ]
     )
 
 
@@ -258,6 +331,7 @@ class Inputs:
     rules: dict[str, Any]
     budget: dict[str, Any]
     head_metrics: dict[str, float]
+    task: str
     base: baseline.Baseline
     base_metrics: dict[str, float] | None
     base_params: dict[str, Any] | None
@@ -278,6 +352,9 @@ class Decision:
     guard_ok: bool
     guard_text: str
     shares: dict[str, float]
+    # A regression's guard: the spread ratio and a table of the truth's and the predictions' statistics.
+    spread: dict[str, Any] | None = None
+    residuals: str = ""
 
     @property
     def passed(self) -> bool:
@@ -292,7 +369,8 @@ def collect(args: argparse.Namespace) -> Inputs:
     """Read this run's results and the base branch's; the gate's settings come from the base branch."""
     params = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
     paths = contract.from_params(params)["paths"]
-    for name in ("metrics", "confusion", "importance", "schema"):
+    task = contract.task_of(params)
+    for name in ("metrics", "confusion", "predictions", "importance", "schema"):
         setattr(args, name, getattr(args, name) or paths[name])
     base_params_text = gitrefs.show(args.base_ref, args.params) if args.base_ref else None
     base_params = (yaml.safe_load(base_params_text) or {}) if base_params_text else None
@@ -307,6 +385,7 @@ def collect(args: argparse.Namespace) -> Inputs:
         rules=rules,
         budget=gate["budget"],
         head_metrics=read_json(Path(args.metrics)) or {},
+        task=task,
         base=base,
         base_metrics=base.show_json(args.metrics),
         base_params=base_params,
@@ -354,9 +433,10 @@ def decide(inputs: Inputs, args: argparse.Namespace) -> Decision:
         )
     reasons += [m["sentence"] for m in (inputs.train or {}).get("mismatches", [])]
     # The contract names where results are; only files the pipeline writes (and CI re-ran) count.
+    rows_file = args.predictions if inputs.task == "regression" else args.confusion
     reasons += [
         f"{path} is not written by any stage of dvc.yaml, so its numbers are not the pipeline's"
-        for path in trust.unproduced([args.metrics, args.confusion])
+        for path in trust.unproduced([args.metrics, rows_file])
     ]
     if not inputs.head_metrics:
         reasons.append(f"{args.metrics} is missing")
@@ -372,6 +452,15 @@ def decide(inputs: Inputs, args: argparse.Namespace) -> Decision:
         if r.verdict == "regression"
     ]
     guard_ok, guard_text, shares = (True, "", {})
+    if inputs.task == "regression":
+        if not Path(rows_file).is_file():
+            reasons.append(f"{rows_file} is missing, so the predictions cannot be checked")
+            return Decision(rows, reasons, False, "", {})
+        pairs = read_predictions(Path(rows_file))
+        guard_ok, guard_text, spread = spread_guard(pairs, float(inputs.rules["min_spread_ratio"]), "the test set")
+        if not guard_ok:
+            reasons.append(guard_text)
+        return Decision(rows, reasons, guard_ok, guard_text, {}, spread, residual_chart(pairs))
     if Path(args.confusion).is_file():
         guard_ok, guard_text, shares = prediction_guard(Path(args.confusion), float(inputs.rules["max_majority_share"]))
         if not guard_ok:
@@ -444,8 +533,14 @@ def render(inputs: Inputs, decision: Decision, args: argparse.Namespace) -> str:
     if decision.guard_text:
         mark = "✅" if decision.guard_ok else "❌"
         lines += ["### Predictions", "", f"{mark} {md.text(decision.guard_text, limit=300)}", ""]
-        shares = [[md.code(k), f"{v:.1%}"] for k, v in decision.shares.items()]
-        lines += [md.table(["class", "share of predictions"], shares), ""]
+        if decision.spread is not None:
+            cells = [[name, f"{truth:.4g}", f"{answer:.4g}"] for name, truth, answer in decision.spread["rows"]]
+            lines += [md.table(["test split", "actual", "predicted"], cells), ""]
+            if decision.residuals:
+                lines += [decision.residuals, ""]
+        else:
+            shares = [[md.code(k), f"{v:.1%}"] for k, v in decision.shares.items()]
+            lines += [md.table(["class", "share of predictions"], shares), ""]
     board = feature_board(Path(args.importance), Path(args.schema))
     if board:
         lines += [board, ""]
@@ -480,7 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--params", default=contract.PARAMS_FILE)
     parser.add_argument("--metrics", default="", help="default: the contract's path")
-    parser.add_argument("--confusion", default="", help="default: the contract's path")
+    parser.add_argument("--confusion", default="", help="default: the contract's path (classification)")
+    parser.add_argument("--predictions", default="", help="default: the contract's path (regression)")
     parser.add_argument("--importance", default="", help="default: the contract's path")
     parser.add_argument("--schema", default="", help="default: the contract's path")
     parser.add_argument("--sections", default="reports/pr", help="folder with data_check.* and train.* of this run")

@@ -330,16 +330,22 @@ def judge(
 
 
 def answer_checks(traffic: Traffic, reference: dict[str, Any], settings: dict[str, Any]) -> list[Check]:
-    """The share of the commonest answer, and the answers' shift against the release's reference set."""
+    """The share of the commonest answer, and the answers' shift against the release's reference set.
+
+    A regressor's answers are counted by the bin of the training target's deciles each falls in (its "classes").
+    """
     top, count = traffic.labels.most_common(1)[0]
     share, limit = count / traffic.predictions, float(settings["report"]["max_majority_share"])
+    regression = reference.get("task") == "regression"
+    within = f"in the decile bin {md.code(top)}" if regression else md.code(top)
+    kinds = "bins" if regression else "classes"
     checks = [
         Check(
-            "top class share",
+            "top bin share" if regression else "top class share",
             PASS if share <= limit else FAIL,
             f"{share:.1%} ({md.code(top)})",
             f"≤ {limit:.0%}",
-            "" if share <= limit else f"{share:.1%} of the window's predictions are {md.code(top)}",
+            "" if share <= limit else f"{share:.1%} of the window's predictions are {within}",
         )
     ]
     expected = Counter(str(label) for label in reference.get("labels") or [])
@@ -352,7 +358,7 @@ def answer_checks(traffic: Traffic, reference: dict[str, Any], settings: dict[st
                 PASS if shift <= most else FAIL,
                 f"{shift:.3f}",
                 f"≤ {most:g}",
-                "" if shift <= most else f"the classes' shares moved by PSI {shift:.3f} from the reference set's",
+                "" if shift <= most else f"the {kinds}' shares moved by PSI {shift:.3f} from the reference set's",
             )
         )
     return checks

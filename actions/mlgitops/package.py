@@ -97,6 +97,10 @@ class Project:
     def max_majority_share(self) -> float:
         return float(self.settings["report"]["max_majority_share"])
 
+    @property
+    def min_spread_ratio(self) -> float:
+        return float(self.settings["report"]["min_spread_ratio"])
+
     def release_setting(self, key: str, default: float) -> float:
         return float((self.settings.get("release") or {}).get(key, default))
 
@@ -415,6 +419,15 @@ def check_distribution(truth: list[str], labels: list[str], max_share: float) ->
         )
 
 
+def check_spread(ratio: float, least: float) -> None:
+    """A regressor's guard, on the served predictions of the reference rows: they must vary as the truth does."""
+    if ratio < least:
+        raise PackageError(
+            f"the served predictions of the reference rows spread {ratio:.0%} as wide as the truth, below "
+            f"mlgitops.report.min_spread_ratio ({least:g}): a degenerate model is not released."
+        )
+
+
 def check_skew(metric: str, offline: float, served_value: float, tolerance: float) -> None:
     """The served metric must be the one the model scores in process on the same rows."""
     if abs(served_value - offline) > tolerance:
@@ -456,14 +469,20 @@ def smoke_test(project: Project, archive: Path, bento: str, model: str, referenc
             ready = time.perf_counter() - started
             predictions = predict_all(url, instances, model)
             refused = check_refuses_invalid(url, instances[0])
-        labels = [str(p.get("label")) for p in predictions]
-        check_distribution(reference_truth(reference, summary["target"]), labels, project.max_majority_share)
+        regression = summary.get("task") == "regression"
+        if not regression:
+            labels = [str(p.get("label")) for p in predictions]
+            check_distribution(reference_truth(reference, summary["target"]), labels, project.max_majority_share)
         scored = score(project.package, reference, predictions, Path(work))
+    if regression:
+        check_spread(float(scored["spread_ratio"]), project.min_spread_ratio)
     check_skew(summary["metric"], float(summary["offline"]), float(scored["value"]), tolerance)
+    guard = {"spread_ratio": scored["spread_ratio"], "min_spread_ratio": project.min_spread_ratio} if regression else {}
     return {
         "passed": True,
         "served_metric": scored["value"],
         "top_class_share": scored["top_class_share"],
+        **guard,
         "agreement": scored["agreement"],
         "rows": len(predictions),
         "requests": math.ceil(len(instances) / BATCH),
@@ -553,6 +572,7 @@ def release_record(
             "dir": REFERENCE,
             "rows": reference["rows"],
             "top_class_share": reference["top_class_share"],
+            **({"spread_ratio": reference["spread_ratio"]} if "spread_ratio" in reference else {}),
             "files": reference.get("files", list(REFERENCE_FILES)),
         },
         "smoke": smoke,
@@ -567,6 +587,30 @@ def number(value: Any) -> str:
     """A metric's value for a table: numbers as they are, anything else made inert."""
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     return f"{value:g}" if is_number else md.text(value)
+
+
+def guard_row(release: dict[str, Any]) -> list[str]:
+    """The degenerate-model guard as a row of the model card: check, in process, served, limit."""
+    smoke = release["smoke"]
+    if "spread_ratio" in smoke:
+        spread = release["reference"].get("spread_ratio")
+        return [
+            "spread of the predictions (standard deviation, share of the truth's)",
+            "" if spread is None else f"{spread:.1%}",
+            f"{smoke['spread_ratio']:.1%}",
+            f"≥ {smoke['min_spread_ratio']:.0%}",
+        ]
+    return [
+        "share of the most predicted class",
+        f"{release['reference']['top_class_share']:.1%}",
+        f"{smoke['top_class_share']:.1%}",
+        f"≤ {smoke['max_majority_share']:.0%}",
+    ]
+
+
+def answers(smoke: dict[str, Any]) -> str:
+    """What the served model answers, in the card's words."""
+    return "numbers" if "spread_ratio" in smoke else "labels"
 
 
 def model_card(release: dict[str, Any]) -> str:
@@ -640,13 +684,8 @@ def model_card(release: dict[str, Any]) -> str:
                     f"{smoke['served_metric']:.6f}",
                     f"± {smoke['skew_tolerance']:g}",
                 ],
-                [
-                    "share of the most predicted class",
-                    f"{release['reference']['top_class_share']:.1%}",
-                    f"{smoke['top_class_share']:.1%}",
-                    f"≤ {smoke['max_majority_share']:.0%}",
-                ],
-                ["labels equal to the model's in process", "", f"{smoke['agreement']:.1%}", ""],
+                guard_row(release),
+                [f"{answers(smoke)} equal to the model's in process", "", f"{smoke['agreement']:.1%}", ""],
             ],
         ),
         "",
@@ -857,7 +896,7 @@ def render(release: dict[str, Any], reused: bool, stored: bool) -> str:
             "its digest checked, not rebuilt."
         )
     else:
-        smoke, metric = release["smoke"], release["metric"]
+        smoke, metric, guard = release["smoke"], release["metric"], guard_row(release)
         lines.append(
             f"Built and smoke-tested release {md.code(release['version'])} in {release['seconds']['total']} s"
             + (", and stored it." if stored else " (no artifact store named: not stored).")
@@ -871,7 +910,7 @@ def render(release: dict[str, Any], reused: bool, stored: bool) -> str:
                         f"served {md.code(metric['name'])} = in process",
                         f"{smoke['served_metric']:.6f} = {metric['offline']:.6f} ({smoke['rows']} reference rows)",
                     ],
-                    ["most predicted class", f"{smoke['top_class_share']:.1%} ≤ {smoke['max_majority_share']:.0%}"],
+                    [guard[0], f"{guard[2]} {guard[3]}"],
                     ["invalid request", f"refused with {smoke['invalid_request_status']}"],
                     ["ready after", f"{smoke['ready_seconds']} s"],
                 ],

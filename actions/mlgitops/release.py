@@ -146,6 +146,13 @@ def verify(url: str, release: dict[str, Any], ctx: Context) -> Verification:
             f"{metric['name']} served {value:.4f} on the reference set but {offline:.4f} in process at packaging "
             f"(train/serve skew beyond {ctx.settings['skew_tolerance']})"
         )
+    if "spread_ratio" in scored:  # a regressor: its answers must vary as the truth does
+        ratio, least = float(scored["spread_ratio"]), float(ctx.settings["min_spread_ratio"])
+        if ratio < least:
+            return fail(
+                f"the answers to the reference set spread {ratio:.0%} as wide as the truth (at least {least:.0%})"
+            )
+        return found
     share, limit = float(scored["top_class_share"]), float(ctx.settings["max_majority_share"])
     if share > limit:
         return fail(f"{share:.0%} of the reference set got the same class (more than {limit:.0%})")
@@ -495,6 +502,7 @@ def context(args: argparse.Namespace) -> Iterator[Context]:
     release_settings = {
         **settings["release"],
         "max_majority_share": settings["report"]["max_majority_share"],
+        "min_spread_ratio": settings["report"]["min_spread_ratio"],
         "monitor": settings["monitor"],
     }
     branch = state.StateBranch(args.state_branch, args.remote)

@@ -17,7 +17,19 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
-
+{% if cookiecutter.task == "regression" %}
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    """A numeric and a categorical feature with a learnable numeric target."""
+    rows = 80
+    return pd.DataFrame(
+        {
+            "size": [float(i % 10) for i in range(rows)],
+            "colour": ["red" if i % 2 else "blue" for i in range(rows)],
+            "label": [3.0 * (i % 10) + (5.0 if i % 2 else 0.0) + (i % 3) / 10 for i in range(rows)],
+        }
+    )
+{%- else %}
 @pytest.fixture
 def frame() -> pd.DataFrame:
     """A numeric and a categorical feature with a learnable label."""
@@ -29,6 +41,7 @@ def frame() -> pd.DataFrame:
             "label": ["big" if i % 10 >= 5 else "small" for i in range(rows)],
         }
     )
+{%- endif %}
 
 
 @pytest.fixture
@@ -44,7 +57,7 @@ def data_params() -> DataParams:
 
 @pytest.fixture
 def model_params() -> ModelParams:
-    return ModelParams(family="{{ cookiecutter.model }}")
+    return ModelParams(family="{{ cookiecutter.__model }}")
 
 
 @pytest.fixture

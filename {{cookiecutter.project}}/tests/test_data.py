@@ -1,10 +1,40 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Loading and splitting: the embedded dataset loads offline, bad CSVs fail with one clear message."""
 
 import pytest
 
 from {{ cookiecutter.package }} import data
 
+{% if regression %}
+def test_embedded_datasets_load_offline_with_a_numeric_target():
+    for name in data.EMBEDDED:
+        frame = data.load_embedded(name, "target")
+        assert len(frame) > 100
+        assert frame["target"].dtype == float and frame["target"].nunique() > 100
 
+
+def test_split_is_random_and_reproducible(frame, data_params):
+    train_a, test_a = data.split(frame, data_params)
+    train_b, _ = data.split(frame, data_params)
+    assert train_a.equals(train_b)
+    assert len(test_a) == 20 and frame["label"].dtype == float
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (lambda n: [1.5, float("nan")] * (n // 2), "has 40 missing values"),
+        (lambda n: ["1.5", "tall"] * (n // 2), "holds values that are not numbers ('tall')"),
+        (lambda n: [2.0] * n, "is 2.0 in every row; nothing to learn"),
+    ],
+    ids=["missing", "text", "constant"],
+)
+def test_a_target_a_regression_cannot_learn_from_is_refused_in_one_sentence(frame, data_params, values, message):
+    frame["label"] = values(len(frame))
+    with pytest.raises(data.DataError) as err:
+        data.split(frame, data_params)
+    assert message in str(err.value) and str(err.value).endswith(".")
+{%- else %}
 def test_embedded_datasets_load_offline_with_named_classes():
     for name in data.EMBEDDED:
         frame = data.load_embedded(name, "target")
@@ -17,6 +47,7 @@ def test_split_is_stratified_and_reproducible(frame, data_params):
     train_b, _ = data.split(frame, data_params)
     assert train_a.equals(train_b)
     assert set(test_a["label"]) == set(frame["label"])
+{%- endif %}
 
 
 @pytest.mark.parametrize(
@@ -50,12 +81,14 @@ def test_file_over_the_size_guard_is_rejected_before_reading(workdir, frame):
     frame.to_csv("big.csv", index=False)
     with pytest.raises(data.DataError, match=r"over the 0\.001 MiB guard"):
         data.read_csv(workdir / "big.csv", "label", max_megabytes=0.001)
+{%- if not regression %}
 
 
 def test_single_class_target_cannot_be_split(frame, data_params):
     frame["label"] = "big"
     with pytest.raises(data.DataError, match="single class"):
         data.split(frame, data_params)
+{%- endif %}
 
 
 def test_failed_prepare_leaves_previous_split_untouched(workdir, frame, data_params, paths):
@@ -66,7 +99,7 @@ def test_failed_prepare_leaves_previous_split_untouched(workdir, frame, data_par
     with pytest.raises(data.DataError):
         data.prepare(data_params, paths.train, paths.test)
     assert train_path.read_bytes() == before
-{%- if cookiecutter.dataset == "parquet" %}
+{%- if cookiecutter.__dataset == "parquet" %}
 
 
 def test_parquet_reads_as_its_columns_types(workdir, frame):

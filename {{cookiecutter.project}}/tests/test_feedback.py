@@ -1,4 +1,5 @@
-"""Feedback: true labels for answered requests are stored once, and live metrics say what is significant."""
+{%- set regression = cookiecutter.task == "regression" -%}
+"""Feedback: true {{ "values" if regression else "labels" }} for answered requests are stored once, and live metrics say what is significant."""
 
 import json
 from types import SimpleNamespace
@@ -8,6 +9,92 @@ import pytest
 
 from {{ cookiecutter.package }}.feedback import FeedbackRefused, FeedbackStore
 from {{ cookiecutter.package }}.live import live_metrics
+{%- if regression %}
+
+
+def answer(*values):
+    return [SimpleNamespace(value=value) for value in values]
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FeedbackStore(tmp_path / "feedback", "model:1", "v1")
+
+
+def test_feedback_for_an_answered_request_is_stored_once(store):
+    store.record("11", answer(120.5, 80.0))
+    assert lines(store.index)[0]["labels"] == [120.5, 80.0]
+    store.accept("11", [118.0, 95.0])
+    with pytest.raises(FeedbackRefused, match="has its feedback already; it is stored once"):
+        store.accept("11", [1.0, 2.0])
+    assert [record["labels"] for record in lines(store.feedback)] == [[118.0, 95.0]]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "labels", "message"),
+    [
+        ("99", [1.0], "no request '99' was answered here"),
+        ("11", [1.0], "request '11' had 2 instance(s): send one value per instance, in order"),
+    ],
+    ids=["unknown-id", "wrong-count"],
+)
+def test_bad_feedback_is_refused_in_one_sentence_and_nothing_is_stored(store, request_id, labels, message):
+    store.record("11", answer(1.0, 2.0))
+    with pytest.raises(FeedbackRefused) as err:
+        store.accept(request_id, labels)
+    assert message in str(err.value) and str(err.value).endswith(".")
+    assert not store.feedback.exists()
+
+
+def test_a_worker_accepts_feedback_for_a_request_another_worker_answered(tmp_path):
+    # Given two workers of one service sharing the folder, each with its own index file,
+    first = FeedbackStore(tmp_path, "model:1", "v1")
+    second = FeedbackStore(tmp_path, "model:1", "v1")
+    second.index = tmp_path / "requests.other.jsonl"
+    first.record("7", answer(3.5))
+    # when the other worker gets the feedback, it finds the request; a replay to the first worker is refused.
+    second.accept("7", [4.0])
+    with pytest.raises(FeedbackRefused, match="stored once"):
+        first.accept("7", [4.0])
+    assert len(lines(tmp_path / "feedback.jsonl")) == 1
+
+
+def rows(noise: float, n: int, seed: int) -> dict:
+    """n answers off the truth by normal errors of standard deviation `noise`."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(150, 70, n)
+    return {"y": y.tolist(), "pred": (y + rng.normal(0, noise, n)).tolist()}
+
+
+def request(**versions):
+    return {"metric": "rmse", "confidence": 0.95, "resamples": 500, "versions": versions}
+
+
+def test_a_truly_better_release_is_named_with_its_interval():
+    # rmse is lower-is-better: the release with the smaller errors is the better one.
+    found = live_metrics(request(v1=rows(60, 400, 1), v2=rows(40, 400, 2)))
+    v2 = found["versions"]["v2"]
+    assert not found["higher_is_better"]
+    assert v2["low"] <= v2["value"] <= v2["high"] and v2["rows"] == 400
+    comparison = found["comparison"]
+    assert comparison["significant"] and comparison["better"] == "v2" and comparison["high"] < 0
+
+
+def test_equal_releases_show_no_significant_difference():
+    comparison = live_metrics(request(v1=rows(50, 400, 3), v2=rows(50, 400, 4)))["comparison"]
+    assert not comparison["significant"] and comparison["better"] is None
+    assert comparison["low"] < 0 < comparison["high"]
+
+
+def test_higher_is_better_r2_names_the_higher_one_better():
+    found = live_metrics({**request(v1=rows(70, 400, 5), v2=rows(20, 400, 6)), "metric": "r2"})
+    assert found["higher_is_better"]
+    assert found["comparison"]["better"] == "v2"
+{%- else %}
 
 CLASSES = ["big", "small"]
 
@@ -106,3 +193,4 @@ def test_lower_is_better_metrics_name_the_lower_one_better():
     found = live_metrics({**request(v1=rows(0.6, 400, 5), v2=rows(0.95, 400, 6)), "metric": "log_loss"})
     assert not found["higher_is_better"]
     assert found["comparison"]["better"] == "v2"
+{%- endif %}

@@ -1,7 +1,9 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Training and evaluation on a small dataset: a saved, described model and sane metrics."""
 
 import json
 
+import pandas as pd
 import pandera.pandas as pa
 import pytest
 
@@ -16,7 +18,13 @@ def fit(prepared, model_params, declared, paths):
 def test_train_writes_model_and_metadata_that_match(prepared, model_params, declared, paths):
     meta = fit(prepared, model_params, declared, paths)
     assert meta["sha256"] == metadata.sha256(paths.model)
-    assert meta["classes"] == ["big", "small"]
+{%- if regression %}
+    assert meta["task"] == "regression" and "classes" not in meta
+    # the bins between the training target's deciles, in which the service counts its answers
+    assert len(meta["bins"]) == 9 and meta["bins"] == sorted(meta["bins"])
+{%- else %}
+    assert meta["task"] == "classification" and meta["classes"] == ["big", "small"]
+{%- endif %}
     assert [f["kind"] for f in meta["features"]] == ["numeric", "categorical"]
     assert json.loads(paths.model_meta.read_text(encoding="utf-8")) == meta
 
@@ -27,7 +35,7 @@ def test_features_carry_the_declared_categories_and_nullability(frame):
         {
             "size": pa.Column(float, nullable=True),
             "colour": pa.Column(str, pa.Check.isin(["red", "green", "blue"])),
-            "label": pa.Column(str),
+            "label": pa.Column({{ "float" if regression else "str" }}),
         }
     )
     # When the features are described for serving
@@ -40,7 +48,7 @@ def test_features_carry_the_declared_categories_and_nullability(frame):
 
 
 def test_text_column_declared_without_its_values_stays_free_text(frame):
-    declared = pa.DataFrameSchema({"size": pa.Column(float), "colour": pa.Column(str), "label": pa.Column(str)})
+    declared = pa.DataFrameSchema({"size": pa.Column(float), "colour": pa.Column(str), "label": pa.Column({{ "float" if regression else "str" }})})
     [_, colour] = train.features_of(frame, "label", declared)
     assert colour == {"name": "colour", "kind": "categorical", "nullable": False}
 
@@ -58,10 +66,26 @@ def test_model_metadata_without_a_format_reads_as_format_1(workdir):
 
 def test_model_metadata_of_a_newer_format_is_refused(workdir):
     (workdir / "model.json").write_text(json.dumps({"format": metadata.META_FORMAT + 1}), encoding="utf-8")
-    with pytest.raises(ValueError, match="has format 2, but this code reads formats up to 1"):
+    with pytest.raises(ValueError, match="has format 3, but this code reads formats up to 2"):
         metadata.read_meta(workdir / "model.json")
 
+{% if regression %}
+def test_evaluate_writes_metrics_and_plots(prepared, model_params, declared, paths):
+    fit(prepared, model_params, declared, paths)
+    scores = evaluate.evaluate(paths.model, prepared[1], "label", 0, paths.metrics, paths.predictions, paths.importance)
+    assert set(scores) == {"rmse", "mae", "r2"}
+    assert scores["r2"] > 0.8 and 0 < scores["mae"] <= scores["rmse"]
+    assert json.loads(paths.metrics.read_text(encoding="utf-8")) == scores
+    # each test row's actual and predicted number and their difference, for DVC's two scatter plots
+    plotted = pd.read_csv(paths.predictions)
+    assert list(plotted.columns) == ["actual", "predicted", "residual"] and len(plotted) == 20
+    assert (plotted["actual"] - plotted["predicted"] - plotted["residual"]).abs().max() < 1e-5
+    assert paths.importance.read_text(encoding="utf-8").startswith("feature,importance")
 
+
+def test_rmse_and_mae_are_the_lower_is_better_metrics():
+    assert [name for name, m in evaluate.METRICS.items() if not m.higher_is_better] == ["rmse", "mae"]
+{%- else %}
 def test_evaluate_writes_metrics_and_plots(prepared, model_params, declared, paths):
     fit(prepared, model_params, declared, paths)
     scores = evaluate.evaluate(paths.model, prepared[1], "label", 0, paths.metrics, paths.confusion, paths.importance)
@@ -74,6 +98,7 @@ def test_evaluate_writes_metrics_and_plots(prepared, model_params, declared, pat
 
 def test_log_loss_is_the_only_lower_is_better_metric():
     assert [name for name, m in evaluate.METRICS.items() if not m.higher_is_better] == ["log_loss"]
+{%- endif %}
 
 
 def test_unknown_family_is_rejected():
@@ -84,18 +109,24 @@ def test_unknown_family_is_rejected():
 @pytest.mark.parametrize("family", sorted(train.ESTIMATORS))
 def test_every_family_trains_on_a_text_column_of_many_values(workdir, family):
     # Many distinct values make the one-hot columns sparse, which some estimators refuse.
-    import pandas as pd
-
     rows = 400
     frame = pd.DataFrame(
         {
             "size": [float(i % 17) for i in range(rows)],
             "city": [f"city-{i % 60}" for i in range(rows)],
+{%- if regression %}
+            "label": [float(i % 17) * 2.5 + (i % 60) / 10 for i in range(rows)],
+{%- else %}
             "label": ["big" if i % 17 >= 8 else "small" for i in range(rows)],
+{%- endif %}
         }
     )
     frame.to_csv("train.csv", index=False)
     declared = schema.infer(frame, "label")
     model, meta_file = workdir / "model.joblib", workdir / "model.json"
     meta, _ = train.train(workdir / "train.csv", "label", ModelParams(family=family), 0, declared, model, meta_file)
+{%- if regression %}
+    assert meta["family"] == family and len(meta["bins"]) == 9
+{%- else %}
     assert meta["classes"] == ["big", "small"]
+{%- endif %}

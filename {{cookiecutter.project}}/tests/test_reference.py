@@ -1,3 +1,5 @@
+{%- set regression = cookiecutter.task == "regression" -%}
+{%- set metric = "rmse" if regression else "accuracy" -%}
 """The release's reference sample: requests the service accepts, the model's own answers, and scoring a service's."""
 
 import json
@@ -7,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package }} import reference, serving, train
+from {{ cookiecutter.package }} import {{ "metadata, " if regression }}reference, serving, train
 from {{ cookiecutter.package }}.__main__ import UNSCORABLE, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +26,7 @@ def model(prepared, model_params, declared, paths):
 def built(model, prepared, workdir):
     """The reference of the model on the test split, in workdir/reference."""
     fitted, meta = model
-    summary = reference.build(fitted, meta, pd.read_csv(prepared[1]), "accuracy", 200, 0, workdir / "reference")
+    summary = reference.build(fitted, meta, pd.read_csv(prepared[1]), "{{ metric }}", 200, 0, workdir / "reference")
     return summary, workdir / "reference"
 
 
@@ -33,8 +35,13 @@ def served(folder, model):
     fitted, meta = model
     instance = serving.instance_model(meta["features"])
     requests = json.loads((folder / reference.REQUESTS_FILE).read_text(encoding="utf-8"))["instances"]
+{%- if regression %}
+    numbers = serving.numpy_numbers(fitted, instance)([instance.model_validate(item) for item in requests])
+    return [p.model_dump() for p in serving.predictions(numbers)]
+{%- else %}
     probabilities = serving.numpy_probabilities(fitted, instance)([instance.model_validate(item) for item in requests])
     return [p.model_dump() for p in serving.predictions(meta["classes"], probabilities)]
+{%- endif %}
 
 
 def test_reference_holds_the_test_rows_their_requests_and_the_models_answers(model, built, prepared):
@@ -49,10 +56,17 @@ def test_reference_holds_the_test_rows_their_requests_and_the_models_answers(mod
     requests = json.loads((folder / reference.REQUESTS_FILE).read_text(encoding="utf-8"))["instances"]
     instance = serving.instance_model(meta["features"])
     assert [instance.model_validate(item).model_dump(by_alias=True) for item in requests] == requests
+{%- if regression %}
+    # and the values are the model's own predictions of those rows, as the service rounds them, with their bins
+    assert summary["values"] == [round(v, 6) for v in fitted.predict(rows.drop(columns="label")).tolist()]
+    assert summary["labels"] == [metadata.bin_of(v, meta["bins"]) for v in summary["values"]]
+    assert summary["higher_is_better"] is False and 0.5 < summary["spread_ratio"] < 1.5
+{%- else %}
     # and the labels are the model's own predictions of those rows
     assert summary["labels"] == list(fitted.predict(rows.drop(columns="label")))
     assert summary["classes"] == meta["classes"]
     assert summary["higher_is_better"] is True
+{%- endif %}
     assert json.loads((folder / reference.SUMMARY_FILE).read_text(encoding="utf-8")) == summary
 
 
@@ -60,12 +74,27 @@ def test_an_honest_service_reproduces_the_offline_metric_exactly(model, built):
     summary, folder = built
     scored = reference.score(folder, served(folder, model))
     assert scored == {
-        "metric": "accuracy",
+        "metric": "{{ metric }}",
         "value": summary["offline"],
         "top_class_share": summary["top_class_share"],
+{%- if regression %}
+        "spread_ratio": summary["spread_ratio"],
+{%- endif %}
         "agreement": 1.0,
         "rows": summary["rows"],
     }
+{%- if regression %}
+
+
+def test_a_service_that_answers_one_number_for_everyone_scores_worse_and_disagrees(built):
+    summary, folder = built
+    mean = float(pd.read_csv(folder / reference.ROWS_FILE)["label"].mean())
+    scored = reference.score(folder, [{"value": mean}] * summary["rows"])
+    # no spread, one bin for everyone, a worse rmse, and no answer equal to the model's
+    assert scored["spread_ratio"] == 0.0 and scored["top_class_share"] == 1.0
+    assert scored["value"] > summary["offline"]
+    assert scored["agreement"] < 0.2
+{%- else %}
 
 
 def test_a_service_that_answers_one_class_for_everyone_scores_worse_and_disagrees(built):
@@ -75,6 +104,7 @@ def test_a_service_that_answers_one_class_for_everyone_scores_worse_and_disagree
     assert scored["top_class_share"] == 1.0
     assert scored["value"] < summary["offline"]
     assert scored["agreement"] < 1.0
+{%- endif %}
 
 
 def test_the_sample_is_drawn_with_the_seed_and_kept_in_test_order(frame):
@@ -105,7 +135,18 @@ def test_no_servable_row_is_a_clear_error(frame):
     with pytest.raises(reference.ReferenceError, match="no row of the test split makes a valid request"):
         reference.sample(frame, features, rows=5, seed=0)
 
-
+{% if regression %}
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda answers: answers[:-1], "predictions but the reference has"),
+        (lambda answers: [{"value": "tall"}, *answers[1:]], "prediction 1 is not an object with a value"),
+        (lambda answers: [*answers[:-1], {"label": "big"}], "is not an object with a value"),
+        (lambda answers: {"predictions": answers}, "must be a JSON list"),
+    ],
+    ids=["wrong-row-count", "not-a-number", "no-value", "not-a-list"],
+)
+{%- else %}
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -116,6 +157,7 @@ def test_no_servable_row_is_a_clear_error(frame):
     ],
     ids=["wrong-row-count", "unknown-class", "no-probabilities", "not-a-list"],
 )
+{%- endif %}
 def test_predictions_that_cannot_be_scored_are_refused_in_one_sentence(model, built, change, message):
     _summary, folder = built
     with pytest.raises(reference.ReferenceError, match=message):

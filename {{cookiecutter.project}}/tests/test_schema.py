@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """The declared schema accepts the data it was inferred from and names the column of any violation."""
 
 import pandas as pd
@@ -38,7 +39,23 @@ def test_profile_summarises_numbers_categories_and_duplicates(frame):
     assert summary["columns"]["size"]["kind"] == "numeric"
     assert len(summary["columns"]["size"]["quantiles"]) == len(schema.QUANTILES)
     assert summary["columns"]["colour"]["counts"] == {"blue": 40, "red": 40}
+{%- if regression %}
+    # the target is a number: summarised with its quantiles, and how many distinct values it takes
+    assert summary["columns"]["label"]["kind"] == "numeric"
+    assert summary["columns"]["label"]["distinct"] == frame["label"].nunique()
+
+
+def test_the_target_is_declared_as_a_number_within_a_range_and_never_missing(frame):
+    declared = schema.infer(frame, "label").columns["label"]
+    assert str(declared.dtype) == "float64" and not declared.nullable
+    [in_range] = declared.checks
+    low, high = in_range.statistics["min_value"], in_range.statistics["max_value"]
+    assert low < frame["label"].min() < frame["label"].max() < high
+    frame.loc[0, "label"] = None
+    assert any(v["column"] == "label" for v in schema.check(frame, schema.infer(frame.dropna(), "label"), "test"))
+{%- else %}
     assert summary["columns"]["label"]["kind"] == "categorical"
+{%- endif %}
 
 
 def test_duplicates_count_rows_as_pandas_does_with_zeros_and_missing_values(frame):

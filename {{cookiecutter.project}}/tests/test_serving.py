@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Request validation, prediction and what the service records of it, without starting a server."""
 
 import asyncio
@@ -26,7 +27,17 @@ FEATURES = [
 ]
 NULLABLE = [{**feature, "nullable": True} for feature in FEATURES]
 
-
+{% if regression %}
+def test_valid_instance_predicts_a_number(prepared, model_params, declared, paths):
+    train.train(prepared[0], "label", model_params, 0, declared, paths.model, paths.model_meta)
+    model = train.joblib.load(paths.model)
+    instance = serving.instance_model(FEATURES)
+    numbers = serving.numpy_numbers(model, instance)
+    [prediction] = serving.predictions(numbers([instance.model_validate({"size": 9.0, "colour": "red"})]))
+    # the frame's target is 3 * size, plus 5 for red: a model that learned it answers near 32
+    assert math.isfinite(prediction.value) and 20 < prediction.value < 40
+    assert prediction.value == round(prediction.value, 6)
+{%- else %}
 def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_params, declared, paths):
     train.train(prepared[0], "label", model_params, 0, declared, paths.model, paths.model_meta)
     model = train.joblib.load(paths.model)
@@ -37,6 +48,7 @@ def test_valid_instance_predicts_a_label_with_probabilities(prepared, model_para
     )
     assert prediction.label in {"big", "small"}
     assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-5)
+{%- endif %}
 
 
 @pytest.mark.parametrize(
@@ -112,17 +124,34 @@ def gappy_model(workdir, frame, data_params, model_params, paths):
     train.train(train_csv, "label", model_params, 0, declared, paths.model, paths.model_meta)
     return train.joblib.load(paths.model)
 
-
+{% if regression %}
+PATHS = {
+    "pipeline": lambda model, instance: serving.pipeline_numbers(model, ["size", "colour"]),
+    "numpy": serving.numpy_numbers,
+}
+{%- else %}
 PATHS = {
     "pipeline": lambda model, instance: serving.pipeline_probabilities(model, ["size", "colour"]),
     "numpy": serving.numpy_probabilities,
 }
+{%- endif %}
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_null_features_are_imputed_by_the_model_as_in_training(gappy_model, path):
     # Given a model trained with gaps, and requests that leave the colour or the size out
     instance = serving.instance_model(NULLABLE)
+{%- if regression %}
+    numbers = PATHS[path](gappy_model, instance)
+
+    # When each is predicted on its own (a column of nothing but nulls is where a None would slip through)
+    def predict(payload):
+        return serving.predictions(numbers([instance.model_validate(payload)]))[0]
+
+    # Then a missing colour counts as the commonest one, as the imputer learned, not as an unknown value
+    assert predict({"size": 7.0, "colour": None}) == predict({"size": 7.0, "colour": "red"})
+    assert math.isfinite(predict({"size": None, "colour": "red"}).value)
+{%- else %}
     probabilities = PATHS[path](gappy_model, instance)
 
     # When each is predicted on its own (a column of nothing but nulls is where a None would slip through)
@@ -132,6 +161,7 @@ def test_null_features_are_imputed_by_the_model_as_in_training(gappy_model, path
     # Then a missing colour counts as the commonest one, as the imputer learned, not as an unknown value
     assert predict({"size": 7.0, "colour": None}) == predict({"size": 7.0, "colour": "red"})
     assert predict({"size": None, "colour": "red"}).label in {"big", "small"}
+{%- endif %}
 
 
 @pytest.fixture
@@ -146,7 +176,11 @@ def penguins(workdir, data_params, paths):
             "mass": np.round(rng.normal(4000, 300, rows) + 1000 * (species == "gentoo")),
             "island": np.where(species == "chinstrap", "dream", rng.choice(["biscoe", "torgersen"], rows)),
             "sex": rng.choice(["female", "male"], rows),
+{%- if regression %}
+            "label": np.round(rng.normal(50, 5, rows) + 20 * (species == "gentoo"), 2),
+{%- else %}
             "label": species,
+{%- endif %}
         }
     )
     frame.loc[frame.index % 11 == 2, ["bill", "mass"]] = None
@@ -157,7 +191,7 @@ def penguins(workdir, data_params, paths):
 
 
 @pytest.mark.parametrize("family", sorted(train.ESTIMATORS))
-def test_numpy_path_gives_the_pipelines_probabilities_and_labels(penguins, paths, family):
+def test_numpy_path_gives_the_pipelines_{{ "numbers" if regression else "probabilities_and_labels" }}(penguins, paths, family):
     # Given a model of each family trained on data with gaps, and a schema that declares an island it never saw
     frame, train_csv, test_csv = penguins
     declared = schema.infer(frame, "label")
@@ -175,7 +209,16 @@ def test_numpy_path_gives_the_pipelines_probabilities_and_labels(penguins, paths
         instance.model_validate({k: None if pd.isna(v) else v for k, v in row.items()})
         for row in rows.to_dict("records")
     ]
+{% if regression %}
+    # When the reference rows are predicted through the numpy path
+    numbers = serving.numpy_numbers(model, instance)
+    assert numbers is not None
+    fast = numbers(instances)
 
+    # Then the numbers are the pipeline's on a DataFrame
+    np.testing.assert_allclose(fast, model.predict(rows), rtol=0, atol=1e-9)
+    assert meta["task"] == "regression"
+{%- else %}
     # When the reference rows are predicted through the numpy path
     probabilities = serving.numpy_probabilities(model, instance)
     assert probabilities is not None
@@ -184,6 +227,7 @@ def test_numpy_path_gives_the_pipelines_probabilities_and_labels(penguins, paths
     # Then the probabilities are the pipeline's on a DataFrame, and the labels its predictions
     np.testing.assert_allclose(fast, model.predict_proba(rows), rtol=0, atol=1e-9)
     assert [p.label for p in serving.predictions(meta["classes"], fast)] == list(model.predict(rows))
+{%- endif %}
 
 
 def test_pipelines_the_numpy_path_does_not_know_are_served_by_the_pipeline(gappy_model):
@@ -191,7 +235,7 @@ def test_pipelines_the_numpy_path_does_not_know_are_served_by_the_pipeline(gappy
     gappy_model[0].transformers_[0][1].steps[1] = ("scale", MinMaxScaler())
 
     # When the service asks for the numpy path, then there is none and it falls back to the pipeline
-    assert serving.numpy_probabilities(gappy_model, serving.instance_model(NULLABLE)) is None
+    assert serving.numpy_{{ "numbers" if regression else "probabilities" }}(gappy_model, serving.instance_model(NULLABLE)) is None
 
 
 def run_asgi(app, content_type: bytes) -> list[dict]:
@@ -247,9 +291,15 @@ def test_readiness_is_checked_once_and_a_failed_check_keeps_the_service_unready(
 
 
 # --- what the service records ---
-
+{% if regression %}
+# The recorder counts a regressor's answers in the bins between the training target's deciles: here four edges.
+BINS = [10.0, 20.0, 30.0, 40.0]
+BIG = serving.Prediction(value=45.5)  # above the last edge: q5
+SMALL = serving.Prediction(value=12.25)  # between the first two: q2
+{%- else %}
 BIG = serving.Prediction(label="big", probabilities={"big": 0.75, "small": 0.25})
 SMALL = serving.Prediction(label="small", probabilities={"big": 0.1, "small": 0.9})
+{%- endif %}
 
 
 @pytest.fixture
@@ -288,7 +338,7 @@ def counted(model: str, label: str) -> float:
 
 
 def record(settings: MonitorParams, monitor, request_id: int, rows: list[dict], found, model: str = "m:1") -> bool:
-    recorder = serving.Recorder(settings, NULLABLE, ["big", "small"], model, "20250314.092653.1a2b3c4d")
+    recorder = serving.Recorder(settings, NULLABLE, {{ "BINS" if regression else '["big", "small"]' }}, model, "20250314.092653.1a2b3c4d")
     instance = serving.instance_model(NULLABLE)
     return recorder.record(request_id, [instance.model_validate(row) for row in rows], found, monitor[0])
 
@@ -307,9 +357,14 @@ def test_a_logged_request_is_one_record_with_its_id_model_version_and_each_insta
         "bento_version": "20250314.092653.1a2b3c4d",
         "input.size": [9.0, None],
         "input.colour": ["red", "blue"],
+{%- if regression %}
+        "value": [45.5, 12.25],
+        "label": ["q5", "q2"],
+{%- else %}
         "label": ["big", "small"],
         "probability.big": [0.75, 0.1],
         "probability.small": [0.25, 0.9],
+{%- endif %}
         "request_id": str(request_id),
     }
     logged_at = datetime.datetime.fromisoformat(logged["timestamp"])
@@ -325,7 +380,7 @@ def test_dropped_features_are_absent_and_hashed_ones_are_their_sha256(monitor, r
     [logged] = monitor[1]()
     assert not [key for key in logged if "size" in key]
     assert logged["input.colour"] == [hashlib.sha256(b"red").hexdigest(), None]
-    assert logged["label"] == ["big", "big"]
+    assert logged["label"] == {{ '["q5", "q5"]' if regression else '["big", "big"]' }}
 
 
 def test_a_hashed_number_is_the_sha256_of_the_text_python_writes_for_it():
@@ -342,9 +397,24 @@ def test_sample_zero_logs_nothing_and_still_counts_every_prediction(monitor, req
     # Then nothing is logged, and the counters on /metrics count all three predictions
     assert logged is False
     assert monitor[1]() == []
+{%- if regression %}
+    assert (counted(model, "q5"), counted(model, "q2"), counted(model, "q1")) == (3.0, 0.0, 0.0)
+{%- else %}
     assert (counted(model, "big"), counted(model, "small")) == (3.0, 0.0)
+{%- endif %}
 
-
+{% if regression %}
+def test_the_counters_count_each_prediction_by_its_bin(monitor, request_id, tmp_path):
+    # Given a recorder whose counters have counted nothing yet
+    model = f"counted:{tmp_path.name}"
+    row = {"size": 1.0, "colour": "red"}
+    # When two requests are recorded, one of three instances and one of one
+    record(MonitorParams(), monitor, request_id, [row] * 3, [BIG, SMALL, BIG], model)
+    assert (counted(model, "q5"), counted(model, "q2")) == (2.0, 1.0)
+    record(MonitorParams(), monitor, request_id + 1, [row], [serving.Prediction(value=20.0)], model)
+    # Then each bin's counter went up by the answers in it (an edge belongs to the bin below it)
+    assert (counted(model, "q5"), counted(model, "q2"), counted(model, "q3")) == (2.0, 2.0, 0.0)
+{%- else %}
 def test_the_counters_count_each_prediction_by_its_class(monitor, request_id, tmp_path):
     # Given a recorder whose counters have counted nothing yet
     model = f"counted:{tmp_path.name}"
@@ -355,6 +425,7 @@ def test_the_counters_count_each_prediction_by_its_class(monitor, request_id, tm
     record(MonitorParams(), monitor, request_id + 1, [row], [SMALL], model)
     # Then each class's counter went up by the predictions of that class
     assert (counted(model, "big"), counted(model, "small")) == (2.0, 2.0)
+{%- endif %}
 
 
 def test_sampling_follows_the_request_id_and_logs_about_the_share():

@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Command line of the pipeline: `python -m {{ cookiecutter.package }} STAGE`, one command per DVC stage.
 
 dvc.yaml passes every path as an option, from `mlgitops.paths` in params.yaml; run by hand, a command
@@ -22,7 +23,7 @@ PATH_OPTIONS = {
     "schema": ("schema",),
     "validate": ("train", "test", "schema", "data_check", "data_profile"),
     "train": ("train", "schema", "model", "model_meta"),
-    "evaluate": ("model", "test", "metrics", "confusion", "importance"),
+    "evaluate": ("model", "test", "metrics", "{{ "predictions" if regression else "confusion" }}", "importance"),
     "register": ("model", "model_meta"),
     "example": ("test", "model_meta"),
     "reference": ("model", "model_meta", "test"),
@@ -105,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
         params.data.target,
         params.data.seed,
         where.metrics,
-        where.confusion,
+        where.{{ "predictions" if regression else "confusion" }},
         where.importance,
     )
     better = "higher" if evaluate.METRICS[primary].higher_is_better else "lower"

@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Load the source data and split it into the train and test sets the pipeline versions."""
 
 from __future__ import annotations
@@ -7,8 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from .params import DataParams
-
+{% if regression %}
+EMBEDDED = ("diabetes",)
+{%- else %}
 EMBEDDED = ("breast_cancer", "wine")
+{%- endif %}
 
 
 class DataError(ValueError):
@@ -16,14 +20,22 @@ class DataError(ValueError):
 
 
 def load_embedded(name: str, target: str) -> pd.DataFrame:
+{%- if regression %}
+    """Load a dataset that ships inside scikit-learn, its target a number."""
+{%- else %}
     """Load a dataset that ships inside scikit-learn, with readable class names as labels."""
+{%- endif %}
     from sklearn import datasets
 
     if name not in EMBEDDED:
         raise DataError(f"unknown embedded dataset {name!r}; use one of {', '.join(EMBEDDED)}, 'csv' or 'parquet'.")
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     frame = bunch.data.copy()
+{%- if regression %}
+    frame[target] = bunch.target.astype(float)
+{%- else %}
     frame[target] = [str(bunch.target_names[code]) for code in bunch.target]
+{%- endif %}
     return frame
 
 
@@ -95,7 +107,26 @@ def load_source(params: DataParams) -> pd.DataFrame:
         return read(Path(params.path), params.target, params.max_megabytes)
     return load_embedded(params.source, params.target)
 
+{% if regression %}
+def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split into train and test sets at random (a numeric target is not stratified)."""
+    # Here, not at the top: the stages that only read data (schema, validate) need no scikit-learn.
+    from sklearn.model_selection import train_test_split
 
+    values = frame[params.target]
+    if values.isna().any():
+        raise DataError(f"target column {params.target!r} has {int(values.isna().sum())} missing values.")
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        text = values[pd.to_numeric(values, errors="coerce").isna()]
+        example = f" ({text.iloc[0]!r})" if len(text) else ""
+        raise DataError(
+            f"target column {params.target!r} holds values that are not numbers{example}; a regression predicts one."
+        )
+    if values.nunique() < 2:
+        raise DataError(f"target column {params.target!r} is {float(values.iloc[0])!r} in every row; nothing to learn.")
+    train, test = train_test_split(frame, test_size=params.test_size, random_state=params.seed)
+    return train, test
+{%- else %}
 def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into train and test sets, stratified by the target so every class is in both."""
     # Here, not at the top: the stages that only read data (schema, validate) need no scikit-learn.
@@ -111,6 +142,7 @@ def split(frame: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame, pd.Dat
         raise DataError(f"class {counts.idxmin()!r} of {params.target!r} has one row; every class needs at least two.")
     train, test = train_test_split(frame, test_size=params.test_size, random_state=params.seed, stratify=labels)
     return train, test
+{%- endif %}
 
 
 def prepare(params: DataParams, train_path: Path, test_path: Path) -> tuple[Path, Path]:

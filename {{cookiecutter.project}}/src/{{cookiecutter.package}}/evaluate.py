@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Score the model on the held-out split and write the metrics and plots DVC tracks."""
 
 from __future__ import annotations
@@ -13,7 +14,22 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
+{% if regression %}
+@dataclass(frozen=True)
+class Metric:
+    """A metric, whether a higher value is better, and how to compute it from true and predicted numbers."""
 
+    higher_is_better: bool
+    # (truth, predictions, probabilities, classes): a regressor has neither of the last two, given as None and [].
+    score: Callable[[pd.Series, np.ndarray, np.ndarray | None, list[str]], float]
+
+
+METRICS: dict[str, Metric] = {
+    "rmse": Metric(False, lambda y, p, _q, _c: skm.root_mean_squared_error(y, p)),
+    "mae": Metric(False, lambda y, p, _q, _c: skm.mean_absolute_error(y, p)),
+    "r2": Metric(True, lambda y, p, _q, _c: skm.r2_score(y, p)),
+}
+{%- else %}
 @dataclass(frozen=True)
 class Metric:
     """A metric, whether a higher value is better, and how to compute it from labels and probabilities."""
@@ -35,9 +51,10 @@ METRICS: dict[str, Metric] = {
     "roc_auc": Metric(True, _roc_auc),
     "log_loss": Metric(False, lambda y, _p, q, c: skm.log_loss(y, q, labels=c)),
 }
+{%- endif %}
 
 
-def score(y: pd.Series, pred: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
+def score(y: pd.Series, pred: np.ndarray, proba: np.ndarray | None, classes: list[str]) -> dict[str, float]:
     """Every metric, rounded so unchanged models give unchanged files."""
     return {name: round(float(m.score(y, pred, proba, classes)), 6) for name, m in METRICS.items()}
 
@@ -48,9 +65,27 @@ def evaluate(
     target: str,
     seed: int,
     metrics_file: Path,
+{%- if regression %}
+    predictions_file: Path,
+{%- else %}
     confusion_file: Path,
+{%- endif %}
     importance_file: Path,
 ) -> dict[str, float]:
+{%- if regression %}
+    """Write the metrics, each test row's prediction and residual, and the feature importances; return the metrics."""
+    model = joblib.load(model_file)
+    frame = pd.read_csv(test_csv)
+    x, y = frame.drop(columns=[target]), frame[target].astype(float)
+    pred = model.predict(x)
+    scores = score(y, pred, None, [])
+    for path in (metrics_file, predictions_file, importance_file):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    # DVC draws predicted against actual, and the residuals against the predictions, from this one file.
+    rows = {"actual": y.round(6), "predicted": pred.round(6), "residual": (y - pred).round(6)}
+    pd.DataFrame(rows).to_csv(predictions_file, index=False)
+{%- else %}
     """Write the metrics, the confusion matrix and the feature importances; return the metrics."""
     model = joblib.load(model_file)
     frame = pd.read_csv(test_csv)
@@ -62,6 +97,7 @@ def evaluate(
         path.parent.mkdir(parents=True, exist_ok=True)
     metrics_file.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
     pd.DataFrame({"actual": y, "predicted": pred}).to_csv(confusion_file, index=False)
+{%- endif %}
     importance = permutation_importance(model, x, y, n_repeats=5, random_state=seed, n_jobs=1)
     pd.DataFrame({"feature": x.columns, "importance": importance.importances_mean.round(6)}).sort_values(
         "importance", ascending=False

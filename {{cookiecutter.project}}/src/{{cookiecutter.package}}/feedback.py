@@ -1,8 +1,9 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Ground truth that arrives later: which requests the service answered, and the true labels sent for them.
 
 BentoML's monitor writes its logs asynchronously, so a request id just answered may not be in them yet. The
 service therefore keeps its own append-only index of the requests it answered (one file per worker process:
-request id, Bento version, model, labels and probabilities, no inputs) and one feedback file, both in the same
+request id, Bento version, model, {{ "predicted numbers" if regression else "labels and probabilities" }}, no inputs) and one feedback file, both in the same
 folder, next to the prediction log. A worker that does not know an id reads what the other workers appended
 since it last looked; feedback is checked and appended under a file lock, so an id gets its labels once.
 """
@@ -23,10 +24,14 @@ FOLDER_VARIABLE = "MLGITOPS_FEEDBACK_DIR"
 FEEDBACK_FILE = "feedback.jsonl"
 LOCK_FILE = "feedback.lock"
 
-
+{% if regression %}
+class Answered(Protocol):
+    value: float
+{%- else %}
 class Answered(Protocol):
     label: str
     probabilities: dict[str, float]
+{%- endif %}
 
 
 class FeedbackRefused(ValueError):
@@ -56,9 +61,13 @@ class Tail:
 
 class FeedbackStore:
     """The requests this service answered and the true labels sent for them, in one folder shared by its workers."""
-
+{% if regression %}
+    def __init__(self, folder: Path, model: str, version: str | None) -> None:
+        self.folder = folder
+{%- else %}
     def __init__(self, folder: Path, classes: Sequence[str], model: str, version: str | None) -> None:
         self.folder, self.classes = folder, list(classes)
+{%- endif %}
         self.model, self.version = model, version
         folder.mkdir(parents=True, exist_ok=True)
         self.index = folder / f"requests.{os.getpid()}.jsonl"
@@ -70,10 +79,17 @@ class FeedbackStore:
         self.feedback_tail = Tail(folder, FEEDBACK_FILE)
 
     @classmethod
+{%- if regression %}
+    def from_environment(cls, model: str, version: str | None) -> "FeedbackStore":
+        """The store in MLGITOPS_FEEDBACK_DIR (the release sets it per environment), or the default folder."""
+        folder = os.environ.get(FOLDER_VARIABLE) or str(DEFAULT_FOLDER)
+        return cls(Path(folder), model, version)
+{%- else %}
     def from_environment(cls, classes: Sequence[str], model: str, version: str | None) -> "FeedbackStore":
         """The store in MLGITOPS_FEEDBACK_DIR (the release sets it per environment), or the default folder."""
         folder = os.environ.get(FOLDER_VARIABLE) or str(DEFAULT_FOLDER)
         return cls(Path(folder), classes, model, version)
+{%- endif %}
 
     def record(self, request_id: str, found: Sequence[Answered]) -> None:
         """Index an answered request: its id, the release that answered and what it answered."""
@@ -82,13 +98,20 @@ class FeedbackStore:
             "timestamp": dt.datetime.now(dt.UTC).isoformat(),
             "bento_version": self.version,
             "model": self.model,
+{%- if regression %}
+            "labels": [prediction.value for prediction in found],
+{%- else %}
             "labels": [prediction.label for prediction in found],
             "classes": self.classes,
             "probabilities": [[prediction.probabilities[name] for name in self.classes] for prediction in found],
+{%- endif %}
         }
         append(self.index, line)
         self.answered[request_id] = len(found)
-
+{% if regression %}
+    def accept(self, request_id: str, labels: Sequence[float]) -> None:
+        """Store the true values of an answered request (the service checked they are finite numbers), once."""
+{%- else %}
     def accept(self, request_id: str, labels: Sequence[str]) -> None:
         """Store the true labels of an answered request, one per instance in request order, once."""
         unknown = [label for label in labels if label not in self.classes]
@@ -96,13 +119,14 @@ class FeedbackStore:
             raise FeedbackRefused(
                 f"{unknown[0]!r} is not one of the model's classes ({', '.join(map(repr, self.classes))})."
             )
+{%- endif %}
         with locked(self.folder / LOCK_FILE):
             instances = self.instances(request_id)
             if instances is None:
                 raise FeedbackRefused(f"no request {request_id!r} was answered here: send the id /predict returned.")
             if len(labels) != instances:
                 raise FeedbackRefused(
-                    f"request {request_id!r} had {instances} instance(s): send one label per instance, in order."
+                    f"request {request_id!r} had {instances} instance(s): send one {{ "value" if regression else "label" }} per instance, in order."
                 )
             self.given.update(record.get("request_id") for record in self.feedback_tail.new_records())
             if request_id in self.given:

@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Live metrics from feedback: each release's metric on the requests users labelled, with a bootstrap interval,
 and whether two releases' metrics differ by more than chance. The metrics are the evaluate stage's own."""
 
@@ -17,6 +18,20 @@ def resampled(
     rows: dict[str, list], metric: str, classes: list[str], resamples: int, rng: np.random.Generator
 ) -> tuple[float, np.ndarray]:
     """The metric on the rows, and on `resamples` bootstrap resamples of them (NaN where one cannot be scored)."""
+{%- if regression %}
+    y, pred = np.asarray(rows["y"], dtype=float), np.asarray(rows["pred"], dtype=float)
+    score = METRICS[metric].score
+    with warnings.catch_warnings():
+        # A resample of equal true values leaves r2 undefined (NaN, with a warning): it is skipped.
+        warnings.simplefilter("ignore")
+        value = float(score(pd.Series(y), pred, None, classes))
+        samples = np.full(resamples, np.nan)
+        for i in range(resamples):
+            pick = rng.integers(0, len(y), len(y))
+            with contextlib.suppress(ValueError):
+                samples[i] = score(pd.Series(y[pick]), pred[pick], None, classes)
+    return value, samples
+{%- else %}
     y, pred = np.asarray(rows["y"], dtype=object), np.asarray(rows["pred"], dtype=object)
     proba = np.asarray(rows["proba"], dtype=float)
     score = METRICS[metric].score
@@ -30,6 +45,7 @@ def resampled(
             with contextlib.suppress(ValueError):
                 samples[i] = score(pd.Series(y[pick]), pred[pick], proba[pick], classes)
     return value, samples
+{%- endif %}
 
 
 def bounds(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -41,10 +57,13 @@ def bounds(samples: np.ndarray, confidence: float) -> tuple[float, float]:
 
 def live_metrics(request: dict[str, Any]) -> dict[str, Any]:
     """Each version's live metric with its interval, and the comparison of the two versions with most labels.
-
+{% if regression %}
+    `request`: metric, confidence, resamples, seed and versions: {version: {y, pred}} (true and predicted numbers).
+{%- else %}
     `request`: metric, classes, confidence, resamples, seed and versions: {version: {y, pred, proba}}.
+{%- endif %}
     """
-    metric, classes = request["metric"], [str(c) for c in request["classes"]]
+    metric, classes = request["metric"], [str(c) for c in request.get("classes") or []]
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: one of {', '.join(METRICS)}.")
     confidence, resamples = float(request.get("confidence", 0.95)), int(request.get("resamples", 1000))

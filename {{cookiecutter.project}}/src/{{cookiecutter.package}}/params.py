@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Typed access to params.yaml, the one file that holds every tunable of the pipeline."""
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ class Paths:
     model: Path
     model_meta: Path
     metrics: Path
+{%- if regression %}
+    predictions: Path
+{%- else %}
     confusion: Path
+{%- endif %}
     importance: Path
 
 
@@ -69,6 +74,7 @@ class MonitorParams:
 class Params:
     """All pipeline parameters, and the paths the contract declares."""
 
+    task: str
     data: DataParams
     model: ModelParams
     evaluate: EvaluateParams
@@ -81,6 +87,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     try:
         model = dict(raw["model"])
         return Params(
+            task=raw["task"],
             data=DataParams(**raw["data"]),
             model=ModelParams(family=model.pop("family"), hyperparameters=model),
             evaluate=EvaluateParams(**raw["evaluate"]),

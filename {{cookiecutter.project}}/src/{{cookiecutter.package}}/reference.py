@@ -1,7 +1,8 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """A frozen sample of the test split with the model's own answers, and the score of a service's answers on it.
 
 A release carries the sample: the requests to send, the labels and the metric the model gives them in
-process, with probabilities rounded as the service rounds them. A service that serves this model
+process, with {{ "numbers" if regression else "probabilities" }} rounded as the service rounds them. A service that serves this model
 honestly reproduces that metric exactly, which is what the release's smoke test and verification check.
 """
 
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ValidationError
 
 from . import serving
 from .evaluate import METRICS
+{%- if regression %}
+from .metadata import bin_of
+{%- endif %}
 
 # The layout of reference.json; readers refuse a newer one instead of misreading it.
 REFERENCE_FORMAT = 1
@@ -67,7 +71,115 @@ def sample(frame: pd.DataFrame, features: list[dict[str, Any]], rows: int, seed:
         raise ReferenceError("no row of the test split makes a valid request, so there is nothing to refer to.")
     return candidates.sample(n=min(rows, len(candidates)), random_state=seed).sort_index()
 
+{% if regression %}
+def top_class_share(labels: list[str]) -> float:
+    """The share of the commonest label (for a regressor, of the commonest decile bin)."""
+    return Counter(labels).most_common(1)[0][1] / len(labels) if labels else 0.0
 
+
+def metric_value(metric: str, truth: pd.Series, predictions: list[serving.Prediction]) -> float:
+    """The metric as the evaluate stage defines it, on the true numbers and the numbers as the service sends them."""
+    return float(METRICS[metric].score(truth, np.array([p.value for p in predictions]), None, []))
+
+
+def spread_ratio(values: list[float], truth: pd.Series) -> float:
+    """The predictions' standard deviation as a share of the truth's: near 0, the model answers one number."""
+    spread = float(truth.std(ddof=0))
+    return float(np.std(values)) / spread if spread > 0 else 0.0
+
+
+def build(
+    model: Any, meta: dict[str, Any], test: pd.DataFrame, metric: str, rows: int, seed: int, out: Path
+) -> dict[str, Any]:
+    """Write reference.csv, reference_requests.json and reference.json into `out`; return the summary."""
+    if metric not in METRICS:
+        raise ReferenceError(f"evaluate.metric {metric!r} is not one of {', '.join(METRICS)}.")
+    features, target = meta["features"], meta["target"]
+    frame = sample(test, features, rows, seed)
+    chosen, instances = servable(frame, features)
+    names = [f["name"] for f in features]
+    answered = serving.predictions(serving.pipeline_numbers(model, names)(instances))
+    values = [p.value for p in answered]
+    labels = [bin_of(value, meta["bins"]) for value in values]
+    truth = chosen[target].astype(float)
+    summary = {
+        "format": REFERENCE_FORMAT,
+        "task": "regression",
+        "metric": metric,
+        "higher_is_better": METRICS[metric].higher_is_better,
+        "offline": metric_value(metric, truth, answered),
+        "rows": len(chosen),
+        "target": target,
+        "bins": meta["bins"],
+        "values": values,
+        # The decile bins of the answers: what the monitor and the canary compare, as a classifier's labels.
+        "labels": labels,
+        "top_class_share": top_class_share(labels),
+        "spread_ratio": spread_ratio(values, truth),
+        "model_sha256": meta["sha256"],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    chosen.to_csv(out / ROWS_FILE, index=False)
+    requests = {"instances": [i.model_dump(by_alias=True) for i in instances]}
+    (out / REQUESTS_FILE).write_text(json.dumps(requests) + "\n", encoding="utf-8")
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def read_summary(reference: Path) -> dict[str, Any]:
+    """reference.json of a reference folder, refused when missing or of a newer format."""
+    path = reference / SUMMARY_FILE
+    if not path.is_file():
+        raise ReferenceError(f"{path} is missing: make the reference with `reference --out {reference}` first.")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    if summary.get("format", 1) > REFERENCE_FORMAT:
+        raise ReferenceError(f"{path} has format {summary['format']!r}, newer than this code reads; update it.")
+    return summary
+
+
+def parse_predictions(answers: Any, rows: int) -> list[serving.Prediction]:
+    """The service's predictions, one finite number per reference row."""
+    if not isinstance(answers, list):
+        raise ReferenceError("the predictions must be a JSON list of the service's prediction objects.")
+    if len(answers) != rows:
+        raise ReferenceError(
+            f"there are {len(answers)} predictions but the reference has {rows} rows; "
+            "send every reference request and keep the answers in order."
+        )
+    parsed = []
+    for number, answer in enumerate(answers, start=1):
+        try:
+            prediction = serving.Prediction.model_validate(answer)
+        except ValidationError:
+            raise ReferenceError(
+                f"prediction {number} is not an object with a value: {json.dumps(answer)[:120]}"
+            ) from None
+        if not math.isfinite(prediction.value):
+            raise ReferenceError(f"prediction {number} is {prediction.value}, not a finite number.")
+        parsed.append(prediction)
+    return parsed
+
+
+def score(reference: Path, answers: Any) -> dict[str, Any]:
+    """The reference metric of a service's predictions, their spread, their top bin's share and their agreement with
+    the model's own numbers (equal to six decimals, as both are rounded)."""
+    summary = read_summary(reference)
+    rows = summary["rows"]
+    predictions = parse_predictions(answers, rows)
+    truth = pd.read_csv(reference / ROWS_FILE)[summary["target"]].astype(float)
+    if len(truth) != rows:
+        raise ReferenceError(f"{reference / ROWS_FILE} has {len(truth)} rows but reference.json says {rows}.")
+    values = [p.value for p in predictions]
+    same = sum(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6) for a, b in zip(values, summary["values"], strict=True))
+    return {
+        "metric": summary["metric"],
+        "value": metric_value(summary["metric"], truth, predictions),
+        "top_class_share": top_class_share([bin_of(value, summary["bins"]) for value in values]),
+        "spread_ratio": spread_ratio(values, truth),
+        "agreement": same / rows,
+        "rows": rows,
+    }
+{%- else %}
 def rounded(predictions: list[serving.Prediction], classes: list[str]) -> np.ndarray:
     """The probabilities of predictions as the service sends them, one column per class."""
     return np.array([[p.probabilities[c] for c in classes] for p in predictions], dtype=np.float64)
@@ -173,3 +285,4 @@ def score(reference: Path, answers: Any) -> dict[str, Any]:
         "agreement": sum(a == b for a, b in zip(labels, summary["labels"], strict=True)) / rows,
         "rows": rows,
     }
+{%- endif %}

@@ -34,7 +34,11 @@ def register(model_file: Path, meta_file: Path) -> str:
     with bentoml.models.create(
         tag,
         labels={"family": meta["family"]},
+{%- if cookiecutter.task == "regression" %}
+        metadata={"task": "regression", "bins": meta["bins"], "features": [f["name"] for f in meta["features"]]},
+{%- else %}
         metadata={"classes": meta["classes"], "features": [f["name"] for f in meta["features"]]},
+{%- endif %}
     ) as stored:
         shutil.copyfile(model_file, stored.path_of("model.joblib"))
         shutil.copyfile(meta_file, stored.path_of("model.json"))

@@ -1,4 +1,5 @@
 {%- set polars = cookiecutter.data_backend == "polars" -%}
+{%- set regression = cookiecutter.task == "regression" -%}
 """Declare the data's schema (pandera) once, then check every prepared split against it{% if polars %} with polars{% endif %}."""
 
 from __future__ import annotations
@@ -34,11 +35,17 @@ def infer(frame: pd.DataFrame, target: str) -> pa.DataFrameSchema:
     for name in frame.columns:
         values = frame[name]
         nullable = bool(values.isna().any())
+{%- if regression %}
+        # The target is a number too, declared with a range; it may never be missing.
+        if pd.api.types.is_numeric_dtype(values):
+{%- else %}
+        # The target is a class label, declared as text with its classes even when the labels are numbers.
         if pd.api.types.is_numeric_dtype(values) and name != target:
+{%- endif %}
             low, high = float(values.min()), float(values.max())
             slack = (high - low) * RANGE_SLACK
             in_range = pa.Check.in_range(low - slack, high + slack)
-            columns[name] = pa.Column(float, in_range, nullable=nullable, coerce=True)
+            columns[name] = pa.Column(float, in_range, nullable=nullable and name != target, coerce=True)
         else:
             categories = sorted(values.dropna().astype(str).unique())
             checks = [pa.Check.isin(categories)] if len(categories) <= MAX_CATEGORIES or name == target else []
@@ -199,7 +206,11 @@ def profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
     codes: dict[str, np.ndarray] = {}
     for name in frame.columns:
         values = frame[name]
+{%- if regression %}
+        if pd.api.types.is_numeric_dtype(values) and values.notna().any():
+{%- else %}
         if pd.api.types.is_numeric_dtype(values) and name != target and values.notna().any():
+{%- endif %}
             present = values.dropna().astype(float)
             entry: dict[str, Any] = {
                 "missing": len(values) - len(present),
@@ -208,6 +219,10 @@ def profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
                 "std": round(float(present.std(ddof=0)), 6),
                 "quantiles": [round(float(q), 6) for q in present.quantile(QUANTILES)],
             }
+{%- if regression %}
+            if name == target:  # the data check's spread rule counts the target's values
+                entry["distinct"] = int(present.nunique())
+{%- endif %}
         elif values.dtype.kind == "f":  # factorize would merge 0.0 and -0.0, which read as two categories
             counts = values.dropna().astype(str).value_counts()
             entry = {"missing": int(values.isna().sum()), "kind": "categorical"}

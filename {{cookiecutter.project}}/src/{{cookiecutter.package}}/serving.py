@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """The service's request and response models, its predictions and their recording, free of BentoML to test fast."""
 
 import collections
@@ -23,11 +24,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 from sklearn.compose import ColumnTransformer
+{%- if not regression %}
 from sklearn.ensemble import RandomForestClassifier
+{%- endif %}
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
+{% if regression %}
+from .metadata import bin_names, bin_of
+{%- endif %}
 from .params import MonitorParams
 
 MAX_INSTANCES = 1000
@@ -43,7 +48,12 @@ SHOWN_CATEGORIES = 10
 
 # BentoML writes the monitor's JSON lines to <log path>/predictions/data/data.<worker>.log.
 MONITOR = "predictions"
+{%- if regression %}
+# Exposed as mlgitops_predictions_total{class, model} on /metrics, a name the kit's monitor and analysis query;
+# a regressor's "class" is the bin of the training target's deciles its answer falls in (model.json's bins).
+{%- else %}
 # Exposed as mlgitops_predictions_total{class, model} on /metrics, a name the kit's monitor and analysis query.
+{%- endif %}
 PREDICTIONS_METRIC = "mlgitops_predictions"
 # The release's own requests (its smoke test, its verification, the canary) carry this header: they are no live
 # traffic, so they are neither counted nor logged, and a window without users stays "no evidence" for the monitor.
@@ -90,12 +100,18 @@ def instance_model(features: list[dict[str, Any]]) -> type[BaseModel]:
     }
     return create_model("Instance", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields)
 
+{% if regression %}
+class Prediction(BaseModel):
+    """One prediction: the number the model predicts."""
 
+    value: float
+{%- else %}
 class Prediction(BaseModel):
     """One prediction: the label and the probability of each class."""
 
     label: str
     probabilities: dict[str, float]
+{%- endif %}
 
 
 class Predictions(BaseModel):
@@ -110,13 +126,27 @@ class Answer(Predictions):
 
     request_id: str
 
-
+{% if regression %}
+# From validated instances to an array of predicted numbers, or of features, one row per instance.
+Numbers = Callable[[list[BaseModel]], np.ndarray]
+{%- else %}
 # From validated instances to an array of class probabilities, or of features, one row per instance.
 Probabilities = Callable[[list[BaseModel]], np.ndarray]
+{%- endif %}
 Block = Callable[[list[BaseModel]], np.ndarray]
 Values = Callable[[BaseModel], tuple[Any, ...]]
 
+{% if regression %}
+def pipeline_numbers(model: Any, feature_names: list[str]) -> Numbers:
+    """Predicted numbers from the sklearn pipeline itself, fed a DataFrame as in training."""
 
+    def numbers(instances: list[BaseModel]) -> np.ndarray:
+        # NaN, not None, marks a missing value: the imputers do not see None in a text column as missing.
+        rows = [{k: math.nan if v is None else v for k, v in i.model_dump(by_alias=True).items()} for i in instances]
+        return model.predict(pd.DataFrame(rows, columns=feature_names))
+
+    return numbers
+{%- else %}
 def pipeline_probabilities(model: Any, feature_names: list[str]) -> Probabilities:
     """Class probabilities from the sklearn pipeline itself, fed a DataFrame as in training."""
 
@@ -126,6 +156,7 @@ def pipeline_probabilities(model: Any, feature_names: list[str]) -> Probabilitie
         return model.predict_proba(pd.DataFrame(rows, columns=feature_names))
 
     return probabilities
+{%- endif %}
 
 
 def values_of(fields: Sequence[str]) -> Values:
@@ -182,6 +213,7 @@ def categorical_block(imputer: SimpleImputer, encoder: OneHotEncoder, values: Va
     return block
 
 
+{% if not regression -%}
 def forest_probabilities(forest: RandomForestClassifier) -> Callable[[np.ndarray], np.ndarray]:
     """A forest's predict_proba without its per-tree checks and dispatch, which cost more than the trees."""
     trees = [tree.tree_ for tree in forest.estimators_]
@@ -199,12 +231,22 @@ def forest_probabilities(forest: RandomForestClassifier) -> Callable[[np.ndarray
     return probabilities
 
 
+{% endif -%}
+{% if regression -%}
+def numpy_numbers(model: Any, instance: type[BaseModel]) -> Numbers | None:
+    """Predicted numbers that skip pandas and the ColumnTransformer's per-call checks, or None if not applicable.
+
+    Applies to the pipelines `train.build` makes (impute and scale, impute and one-hot, then the estimator),
+    using their fitted statistics. Any other pipeline gets None.
+    """
+{%- else -%}
 def numpy_probabilities(model: Any, instance: type[BaseModel]) -> Probabilities | None:
     """Class probabilities that skip pandas and the ColumnTransformer's per-call checks, or None if not applicable.
 
     Applies to the pipelines `train.build` makes (impute and scale, impute and one-hot, then the estimator),
     using their fitted statistics; a random forest's trees are called directly. Any other pipeline gets None.
     """
+{%- endif %}
     field_of = {field.alias: name for name, field in instance.model_fields.items()}
     if not isinstance(model, Pipeline) or len(model.steps) != 2 or not isinstance(model[0], ColumnTransformer):
         return None
@@ -228,7 +270,14 @@ def numpy_probabilities(model: Any, instance: type[BaseModel]) -> Probabilities 
         if block is None:
             return None
         blocks.append(block)
+{% if regression %}
+    estimate = estimator.predict
 
+    def numbers(instances: list[BaseModel]) -> np.ndarray:
+        return estimate(np.hstack([block(instances) for block in blocks]))
+
+    return numbers
+{%- else %}
     if isinstance(estimator, RandomForestClassifier) and estimator.n_outputs_ == 1:
         estimate = forest_probabilities(estimator)
     else:
@@ -238,8 +287,13 @@ def numpy_probabilities(model: Any, instance: type[BaseModel]) -> Probabilities 
         return estimate(np.hstack([block(instances) for block in blocks]))
 
     return probabilities
+{%- endif %}
 
-
+{% if regression %}
+def predictions(numbers: np.ndarray) -> list[Prediction]:
+    """One prediction per predicted number, rounded to six decimals as the service sends it."""
+    return [Prediction(value=round(number, 6)) for number in numbers.tolist()]
+{%- else %}
 def predictions(classes: list[str], probabilities: np.ndarray) -> list[Prediction]:
     """One prediction per row of probabilities: the most probable class, and each class's probability rounded."""
     # The most probable class is what predict() returns for these estimators; one predict_proba call
@@ -249,6 +303,7 @@ def predictions(classes: list[str], probabilities: np.ndarray) -> list[Predictio
         Prediction(label=classes[label], probabilities={c: round(p, 6) for c, p in zip(classes, row, strict=True)})
         for label, row in zip(labels, probabilities.tolist(), strict=True)
     ]
+{%- endif %}
 
 
 class Monitor(Protocol):
@@ -285,7 +340,22 @@ def prediction_counter() -> Any:
 
 class Recorder:
     """Counts every prediction on /metrics and logs the sampled requests through a BentoML monitor.
+{% if regression %}
+    A logged request is one JSON line: the model's tag and the Bento's version, then one column per logged
+    feature (`input.<name>`), the predicted numbers (`value`) and the decile bin each falls in (`label`, which
+    the monitor compares with the reference set's), each holding one value per instance in request order;
+    BentoML adds the timestamp and the request's id.
+    """
 
+    def __init__(
+        self, settings: MonitorParams, features: list[dict[str, Any]], bins: list[float], model: str, version: str
+    ) -> None:
+        self.sample = settings.sample
+        self.bins = bins
+        counter = prediction_counter()
+        # Every bin has its series from the start, at 0: a query about a bin not yet predicted finds 0.
+        self.counters = {name: counter.labels(name, model) for name in bin_names(bins)}
+{%- else %}
     A logged request is one JSON line: the model's tag and the Bento's version, then one column per logged
     feature (`input.<name>`), the labels (`label`) and each class's probabilities (`probability.<class>`),
     each holding one value per instance in request order; BentoML adds the timestamp and the request's id.
@@ -298,6 +368,7 @@ class Recorder:
         counter = prediction_counter()
         # Every class has its series from the start, at 0: a query about a class not yet predicted finds 0.
         self.counters = {name: counter.labels(name, model) for name in classes}
+{%- endif %}
         self.about = ((model, "model"), (version, "bento_version"))
         kept = [(index, feature) for index, feature in enumerate(features) if feature["name"] not in settings.drop]
         # The column, BentoML type and hashing of each kept feature; a dropped one is never even read.
@@ -307,7 +378,9 @@ class Recorder:
             kind = "numerical_sequence" if feature["kind"] == "numeric" and not secret else "categorical"
             self.inputs.append((f"input.{feature['name']}", kind, secret))
         self.values = values_of([field_name(index) for index, _ in kept]) if kept else None
+{%- if not regression %}
         self.outputs = [(name, f"probability.{name}") for name in classes]
+{%- endif %}
 
     def record(
         self,
@@ -317,7 +390,12 @@ class Recorder:
         monitor: Callable[[], AbstractContextManager[Monitor]],
     ) -> bool:
         """Count the request's predictions and, if its id is sampled, log them; return whether it was logged."""
-        for label, count in collections.Counter(prediction.label for prediction in found).items():
+{%- if regression %}
+        labels = [bin_of(prediction.value, self.bins) for prediction in found]
+{%- else %}
+        labels = [prediction.label for prediction in found]
+{%- endif %}
+        for label, count in collections.Counter(labels).items():
             self.counters[label].inc(count)
         if not sampled(request_id, self.sample):
             return False
@@ -330,9 +408,14 @@ class Recorder:
             columns = zip(*map(self.values, instances), strict=True) if self.values else ()
             for (column, kind, secret), values in zip(self.inputs, columns, strict=True):
                 log.log([hashed(value) for value in values] if secret else list(values), column, "feature", kind)
-            log.log([prediction.label for prediction in found], "label", "prediction", "categorical")
+{%- if regression %}
+            log.log([prediction.value for prediction in found], "value", "prediction", "numerical_sequence")
+            log.log(labels, "label", "prediction", "categorical")
+{%- else %}
+            log.log(labels, "label", "prediction", "categorical")
             for name, column in self.outputs:
                 log.log([p.probabilities[name] for p in found], column, "prediction", "numerical_sequence")
+{%- endif %}
         return True
 
 

@@ -1,3 +1,4 @@
+{%- set regression = cookiecutter.task == "regression" -%}
 """Train the configured estimator and save it with the metadata that pins and serves it."""
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import joblib
+{%- if regression %}
+import numpy as np
+{%- endif %}
 import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
+{%- if regression %}
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+{%- else %}
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+{%- endif %}
 from sklearn.impute import SimpleImputer
+{%- if regression %}
+from sklearn.linear_model import Ridge
+{%- else %}
 from sklearn.linear_model import LogisticRegression
+{%- endif %}
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -24,12 +36,21 @@ from .params import ModelParams
 if TYPE_CHECKING:
     # Only for the type: training reads the schema pandera parsed; nothing else here needs pandera.
     import pandera.pandas as pa
-
+{% if regression %}
+ESTIMATORS = {
+    "ridge": Ridge,
+    "random_forest": RandomForestRegressor,
+    "hist_gradient_boosting": HistGradientBoostingRegressor,
+}
+# The served answers are counted in the bins between the training target's deciles (the monitor's "classes").
+BIN_LEVELS = [i / 10 for i in range(1, 10)]
+{%- else %}
 ESTIMATORS = {
     "logistic_regression": LogisticRegression,
     "random_forest": RandomForestClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
 }
+{%- endif %}
 
 
 def features_of(frame: pd.DataFrame, target: str, declared: pa.DataFrameSchema) -> list[dict[str, Any]]:
@@ -86,7 +107,11 @@ def train(
     features = features_of(frame, target, declared)
     model = build(params, features, seed)
     started = time.perf_counter()
+{%- if regression %}
+    model.fit(frame.drop(columns=[target]), frame[target])
+{%- else %}
     model.fit(frame.drop(columns=[target]), frame[target].astype(str))
+{%- endif %}
     seconds = time.perf_counter() - started
     model_file.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_file)
@@ -95,8 +120,14 @@ def train(
         "sha256": sha256(model_file),
         "family": params.family,
         "hyperparameters": params.hyperparameters,
+        "task": "{{ cookiecutter.task }}",
         "target": target,
+{%- if regression %}
+        # Ties in the target can make two deciles one edge: the bins are between distinct edges.
+        "bins": sorted({round(float(edge), 6) for edge in np.quantile(frame[target], BIN_LEVELS)}),
+{%- else %}
         "classes": [str(c) for c in model.classes_],
+{%- endif %}
         "features": features,
         "train_rows": len(frame),
         "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
