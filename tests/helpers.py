@@ -33,6 +33,22 @@ def write_churn_csv(path: Path, rows: int = 200) -> Path:
     return path
 
 
+def write_prices_csv(path: Path, rows: int = 200) -> Path:
+    """A small user dataset for a regression: numeric and categorical features and a learnable price."""
+    rng = random.Random(5)
+    lines = ["rooms,area_m2,district,garden,price"]
+    for _ in range(rows):
+        rooms = rng.randint(1, 6)
+        area = round(rng.uniform(25, 180), 1)
+        district = rng.choice(["centre", "harbour", "hills", "outskirts"])
+        garden = rng.choice(["yes", "no"])
+        premium = {"centre": 900, "harbour": 600, "hills": 400, "outskirts": 0}[district]
+        price = 50_000 + area * (2_000 + premium) + rooms * 8_000 + rng.gauss(0, 20_000)
+        lines.append(f"{rooms},{area},{district},{garden},{price:.0f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def write_penguins_csv(path: Path, rows: int = 200) -> Path:
     """A dataset shaped like palmer penguins: string categories, and NA in some numeric and categorical columns."""
     rng = random.Random(11)
@@ -65,9 +81,10 @@ def copy_project(project: Path, folder: Path) -> Path:
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-# The options that change which files exist; the others change only file contents.
+# The options that change which files exist; the others change only file contents. The datasets are a classifier's
+# (a user's file is copied in); the regression entries below bring the regression task's.
 FILE_OPTIONS = {
-    "dataset": COOKIECUTTER_JSON["dataset"],
+    "dataset": ["breast_cancer", "wine", "csv", "parquet"],
     "actions_source": ["vendored", f"my-org/ml-actions@{SHA}"],
     "license": ["MIT", "Proprietary"],
 }
@@ -78,8 +95,9 @@ DVC_REMOTES = ["", "s3://ml-data/cancer", "gs://ml-data/cancer", "azure://ml-dat
 
 # deploy_target changes files too (the deploy manifests and the release workflows' jobs); it rotates through the
 # combinations instead of multiplying them, and `local` meets both action sources.
-MATRIX = [
+CLASSIFIERS = [
     {
+        "task": "classification",
         **dict(zip(FILE_OPTIONS, values, strict=True)),
         "deploy_target": COOKIECUTTER_JSON["deploy_target"][i % len(COOKIECUTTER_JSON["deploy_target"])],
         # The scale-out choices change workflow and module contents; each value rotates through the matrix in a
@@ -90,6 +108,22 @@ MATRIX = [
     }
     for i, values in enumerate(itertools.product(*FILE_OPTIONS.values()))
 ]
+# A regression project of each dataset kind (`auto`: the task's embedded default, diabetes), the other options
+# rotating so each value meets the task.
+REGRESSORS = [
+    {
+        "task": "regression",
+        "dataset": dataset,
+        "actions_source": FILE_OPTIONS["actions_source"][i % 2],
+        "license": FILE_OPTIONS["license"][i // 2],
+        "deploy_target": COOKIECUTTER_JSON["deploy_target"][i],
+        "data_backend": COOKIECUTTER_JSON["data_backend"][i % 2],
+        "dvc_remote": DVC_REMOTES[i],
+        "training_runner": COOKIECUTTER_JSON["training_runner"][i],
+    }
+    for i, dataset in enumerate(["auto", "csv", "parquet"])
+]
+MATRIX = CLASSIFIERS + REGRESSORS
 
 
 def matrix_id(options: dict) -> str:
@@ -121,17 +155,22 @@ def run_cookiecutter(
 
 
 def options_context(options: dict, csv_path: Path) -> dict:
-    """The answers of a matrix entry, with the user's file (the CSV, or the same data as parquet beside it)."""
+    """The answers of a matrix entry, with the user's file (the CSV, or the same data as parquet beside it): the
+    churn CSV at csv_path for a classifier, a CSV of prices written beside it for a regression."""
     context = dict(options)
+    target = "churned"
+    if options.get("task") == "regression" and options["dataset"] in ("csv", "parquet"):
+        prices = csv_path.with_name("prices.csv")
+        csv_path, target = prices if prices.exists() else write_prices_csv(prices), "price"
     if options["dataset"] == "csv":
-        context |= {"csv_path": str(csv_path), "target_column": "churned"}
+        context |= {"csv_path": str(csv_path), "target_column": target}
     if options["dataset"] == "parquet":
         parquet = csv_path.with_suffix(".parquet")
         if not parquet.exists():
             import pandas as pd  # only the parquet entries need it
 
             pd.read_csv(csv_path).to_parquet(parquet, index=False)
-        context |= {"parquet_path": str(parquet), "target_column": "churned"}
+        context |= {"parquet_path": str(parquet), "target_column": target}
     return context
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from cookiecutter.main import cookiecutter
 
+import bake
 from helpers import (
     COOKIECUTTER_JSON,
     HOSTILE_BUT_VALID,
@@ -36,9 +37,11 @@ GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 ARGO_ARGUMENT = re.compile(r"\{\{args\.[a-z-]+\}\}")
 
 
-def expected_files(options: dict, package: str = "cancer_classifier", recorded: bool = True) -> set[str]:
+def expected_files(options: dict, package: str = "", recorded: bool = True) -> set[str]:
     """Every file a fresh bake writes (before the first pipeline run), derived from the options; `recorded`: the
     template was a git checkout, so the hook wrote its version in .cruft.json."""
+    # Each task's default project name names the package.
+    package = package or ("diabetes_progression" if options.get("task") == "regression" else "cancer_classifier")
     files = {
         ".dvc/.gitignore",
         ".dvc/config",
@@ -148,6 +151,11 @@ def test_bake_writes_exactly_the_expected_files(shared_bake, churn_csv, options)
 @pytest.mark.parametrize("options", MATRIX, ids=matrix_id)
 def test_baked_files_are_rendered_and_parse(shared_bake, churn_csv, options):
     project = shared_bake(**options_context(options, churn_csv))
+    assert_rendered(project, options, churn_csv)
+
+
+def assert_rendered(project: Path, options: dict, churn_csv: Path) -> None:
+    """Every tracked file of a bake is rendered (no Jinja left) and parses as its kind; copies equal their source."""
     for relative in tracked_files(project):
         path = project / relative
         if relative.startswith("data/raw/"):
@@ -177,6 +185,36 @@ def test_baked_files_are_rendered_and_parse(shared_bake, churn_csv, options):
             tomllib.loads(text)
         elif path.suffix == ".json":
             json.loads(text)
+
+
+# Every task x dataset x model x metric the questions offer and the hook accepts (`auto` included); the hook's
+# tests hold the refusal of the others, each for a named reason.
+VALID_COMBINATIONS = [
+    {"task": task, "dataset": dataset, "model": model, "metric": metric}
+    for task in COOKIECUTTER_JSON["task"]
+    for dataset in COOKIECUTTER_JSON["dataset"]
+    for model in COOKIECUTTER_JSON["model"]
+    for metric in COOKIECUTTER_JSON["metric"]
+    if all(
+        value == bake.AUTO or value in bake.FITS[task][name]
+        for name, value in (("dataset", dataset), ("model", model), ("metric", metric))
+    )
+]
+
+
+@pytest.mark.parametrize("options", VALID_COMBINATIONS, ids=lambda o: "-".join(o.values()))
+def test_every_valid_combination_renders_parses_and_lints(shared_bake, churn_csv, options):
+    # Given one combination of task, dataset, model family and metric
+    project = shared_bake(**options_context(options, churn_csv))
+    # then every file is rendered and parses, and the stages are set up for what `auto` resolved to,
+    assert_rendered(project, options, churn_csv)
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    chosen = (params["task"], params["data"]["source"], params["model"]["family"], params["evaluate"]["metric"])
+    assert chosen == (options["task"], *(bake.resolved(options, name) for name in ("dataset", "model", "metric")))
+    # and the project's Python passes its own linter and formatter as generated.
+    for command in (["check"], ["format", "--check"]):
+        lint = subprocess.run(["ruff", *command, "--no-cache", "."], cwd=project, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 @pytest.mark.parametrize("way", ["relative-path", "absolute-path", "gh-abbreviation", "git-archive-zip"])
@@ -325,8 +363,16 @@ def test_template_dvc_files_match_what_dvc_init_writes(tmp_path, shared_bake):
     assert out.returncode == 0, out.stderr
 
 
-def test_the_baked_contract_states_the_kits_defaults(shared_bake):
-    params = yaml.safe_load((shared_bake() / "params.yaml").read_text(encoding="utf-8"))
+# Contract settings that only one task's projects state.
+TASK_ONLY = {
+    "classification": [("paths", "confusion"), ("data_check", "min_class_share")],
+    "regression": [("paths", "predictions"), ("data_check", "min_target_values"), ("report", "min_spread_ratio")],
+}
+
+
+@pytest.mark.parametrize("task", COOKIECUTTER_JSON["task"])
+def test_the_baked_contract_states_the_kits_defaults(shared_bake, task):
+    params = yaml.safe_load((shared_bake(task=task) / "params.yaml").read_text(encoding="utf-8"))
     expected = copy.deepcopy(contract.DEFAULTS)
     # Settings of the deploy targets the project does not use are left out (the local target is the default).
     target = params["mlgitops"]["release"]["target"]
@@ -334,6 +380,15 @@ def test_the_baked_contract_states_the_kits_defaults(shared_bake):
         expected["release"].pop(other, None)
     if target != "local":
         expected["release"].pop("ports")
+    # So are the other task's; a regression states its metrics' directions and tolerances in the target's units.
+    for section, key in next(keys for other, keys in TASK_ONLY.items() if other != task):
+        expected[section].pop(key)
+    if task == "regression":
+        expected["report"] |= {
+            "lower_is_better": ["rmse", "mae"],
+            "tolerance": {"default": 0.01, "rmse": 0.5, "mae": 0.5},
+        }
+        expected["watch"]["feedback"]["tolerance"] = 2.0
     assert params["mlgitops"] == expected
 
 

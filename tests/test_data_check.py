@@ -203,3 +203,42 @@ def test_a_check_result_no_stage_writes_is_refused(repo):
     assert run_main() == 1
     result = json.loads((repo / "reports/pr/data_check.json").read_text())
     assert "reports/data_check.json is not written by any stage of dvc.yaml" in result["error"]
+
+
+def regression_profile(*, distinct=214, quantiles=None) -> dict:
+    """A profile whose target is a number, as a regression project's validate stage writes it."""
+    found = profile()
+    found["columns"]["label"] = {
+        "kind": "numeric",
+        "missing": 0,
+        "mean": 150.0,
+        "std": 77.0,
+        "quantiles": quantiles or [25.0 + 16 * i for i in range(21)],
+        "distinct": distinct,
+    }
+    return found
+
+
+def test_a_regression_target_that_varies_passes_the_spread_rule_instead_of_label_balance():
+    findings = data_check.quality(regression_profile(), RULES)
+    assert all(f.passed for f in findings)
+    spread = by_rule(findings, "target_spread", "label")
+    assert spread.value == 214 and spread.threshold == 10
+    assert spread.message == "214 distinct values, interquartile range 160 (at least 10 values, a range above 0)"
+    assert not [f for f in findings if f.rule == "label_balance"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (regression_profile(distinct=4), "4 distinct value(s); at least 10"),
+        (
+            regression_profile(quantiles=[0.0] * 4 + [5.0] * 16 + [9.0]),
+            "the middle half of the rows share one value (interquartile range 0)",
+        ),
+    ],
+    ids=["few-values", "one-value-in-the-middle"],
+)
+def test_a_regression_target_without_spread_fails_with_its_reason(data, message):
+    finding = by_rule(data_check.quality(data, RULES), "target_spread", "label")
+    assert not finding.passed and finding.message == message

@@ -108,3 +108,55 @@ def test_torn_and_foreign_lines_are_skipped_and_a_label_counts_once(tmp_path):
         feedback.write('{"request_id": "9000000", "labels": ["malignant"]}\n[1, 2]\n{"torn": ')
     versions, classes = ground_truth.joined(tmp_path, NOW - dt.timedelta(days=1))
     assert classes == CLASSES and len(versions["v2"]["y"]) == 2
+
+
+def served_numbers(folder: Path, version: str, noise: float, n: int, seed: int):
+    """n one-instance requests a regressor answered, off the truth by normal errors of deviation `noise`, labelled."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"requests.{seed}.jsonl").open("a") as index, (folder / "feedback.jsonl").open("a") as feedback:
+        for i in range(n):
+            truth = rng.gauss(150, 70)
+            request_id = f"{seed}{i:06d}"
+            # A regressor's index holds its numbers only: no classes, no probabilities.
+            record = {"request_id": request_id, "timestamp": NOW.isoformat(), "bento_version": version, "model": "m",
+                      "labels": [round(truth + rng.gauss(0, noise), 6)]}  # fmt: skip
+            index.write(json.dumps(record) + "\n")
+            feedback.write(json.dumps({"request_id": request_id, "labels": [round(truth, 6)]}) + "\n")
+
+
+def test_a_regressors_numbers_are_joined_as_numbers(tmp_path):
+    served_numbers(tmp_path, "v1", 10.0, 3, 1)
+    versions, classes = ground_truth.joined(tmp_path, NOW - dt.timedelta(days=1))
+    assert classes == [] and versions["v1"]["proba"] == []
+    assert all(isinstance(value, float) for value in versions["v1"]["y"] + versions["v1"]["pred"])
+
+
+@pytest.fixture
+def regression_ctx(ctx, fast_bake, tmp_path, monkeypatch):
+    """The same context on a regression project, its live release judged by rmse (54 offline)."""
+    project = fast_bake(task="regression")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PYTHONPATH", str(project / "src"))
+    manifests = {"v2": {"metric": {"name": "rmse", "offline": 54.0, "higher_is_better": False}}}
+    monkeypatch.setattr(monitor, "release_manifest", lambda _ctx, live: manifests[live["version"]])
+    settings = contract.from_params({"mlgitops": {"watch": {"feedback": {"tolerance": 2.0}}}})
+    context = monitor.MonitorContext(project.name, project.name.replace("-", "_"), settings, "", ctx.work, None, "")
+    context.folder = LocalTarget(project.name).feedback_dir("production")
+    return context
+
+
+def test_a_regressors_live_rmse_names_the_better_release_and_flags_decay(regression_ctx):
+    # Given v1 off by 80 on average and v2 by 50, against v2's offline rmse of 54
+    served_numbers(regression_ctx.folder, "v1", 80.0, 400, 11)
+    served_numbers(regression_ctx.folder, "v2", 50.0, 400, 12)
+    (check,), comparison = monitor.feedback_checks(regression_ctx, "production", {"version": "v2"})
+    # then v2 holds, and is named better: its rmse is the lower one (lower is better)
+    assert check.outcome == monitor.PASS and check.value.startswith("rmse ")
+    assert "at 95%: `v2` is better, significantly." in comparison
+    # and when v2's errors grow to 90 on what users labelled, that is decay
+    for path in regression_ctx.folder.glob("*.jsonl"):
+        path.unlink()
+    served_numbers(regression_ctx.folder, "v2", 90.0, 400, 13)
+    (check,), _ = monitor.feedback_checks(regression_ctx, "production", {"version": "v2"})
+    assert check.outcome == monitor.FAIL and check.message.startswith("decay: rmse on 400 labelled answers")

@@ -9,7 +9,7 @@ import pytest
 
 import bake
 import template_dir
-from helpers import HOSTILE_BUT_VALID, ROOT, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
+from helpers import COOKIECUTTER_JSON, HOSTILE_BUT_VALID, ROOT, UNSPLITTABLE_IDS, UNSPLITTABLE_LABELS, write_labels_csv
 
 
 def test_default_answers_are_valid(answers):
@@ -309,3 +309,98 @@ def test_the_first_run_of_a_parquet_project_needs_pyarrow_in_the_baking_python(a
     monkeypatch.setattr(bake.importlib.util, "find_spec", lambda name: None if name in present else real(name))
     assert bake.can_reproduce(answers)
     assert not bake.can_reproduce({**answers, "dataset": "parquet"})
+
+
+# --- the task, and what fits it ---
+
+
+def render_resolved(answers: dict, name: str) -> str:
+    """cookiecutter.json's `__<name>` answer, rendered as cookiecutter renders it for these answers."""
+    template = COOKIECUTTER_JSON[f"__{name}"]
+    return jinja2.Environment(autoescape=False).from_string(template).render(cookiecutter=answers)
+
+
+@pytest.mark.parametrize("task", bake.FITS)
+@pytest.mark.parametrize("name", ["dataset", "model", "metric"])
+def test_auto_resolves_to_the_tasks_first_fit_as_cookiecutter_json_renders_it(answers, task, name):
+    given = {**answers, "task": task}
+    assert given[name] == bake.AUTO
+    assert render_resolved(given, name) == bake.resolved(given, name) == bake.FITS[task][name][0]
+    # An explicit answer is kept as it is, by both.
+    explicit = {**given, name: bake.FITS[task][name][-1]}
+    assert render_resolved(explicit, name) == bake.resolved(explicit, name) == bake.FITS[task][name][-1]
+
+
+def test_every_choice_is_auto_or_fits_a_task(answers):
+    for name in ("dataset", "model", "metric"):
+        offered = set(COOKIECUTTER_JSON[name]) - {bake.AUTO}
+        assert offered == {value for fits in bake.FITS.values() for value in fits[name]}, name
+
+
+COMBINATIONS = [
+    (task, dataset, model, metric)
+    for task in COOKIECUTTER_JSON["task"]
+    for dataset in COOKIECUTTER_JSON["dataset"]
+    for model in COOKIECUTTER_JSON["model"]
+    for metric in COOKIECUTTER_JSON["metric"]
+]
+
+
+def fits(task: str, dataset: str, model: str, metric: str) -> bool:
+    chosen = {"dataset": dataset, "model": model, "metric": metric}
+    return all(value == bake.AUTO or value in bake.FITS[task][name] for name, value in chosen.items())
+
+
+def test_every_combination_the_hook_refuses_is_refused_for_one_named_reason(answers):
+    # Given every task x dataset x model x metric the questions allow
+    refused = 0
+    for task, dataset, model, metric in COMBINATIONS:
+        given = {**answers, "task": task, "dataset": dataset, "model": model, "metric": metric}
+        if fits(task, dataset, model, metric):
+            bake.validate_fit(given)
+            continue
+        # When one of them does not fit the task, then the hook says which, and which would
+        with pytest.raises(bake.AnswerError) as caught:
+            bake.validate_fit(given)
+        message = str(caught.value)
+        assert f"but task is {task!r}: choose one of" in message and message.endswith("(or auto).")
+        assert "\n" not in message
+        refused += 1
+    assert 0 < refused < len(COMBINATIONS)
+
+
+def test_a_classification_metric_for_a_regression_says_which_to_use(answers):
+    with pytest.raises(bake.AnswerError) as caught:
+        bake.validate({**answers, "task": "regression", "metric": "roc_auc"})
+    assert str(caught.value) == (
+        "metric 'roc_auc' is for classification, but task is 'regression': choose one of rmse, mae, r2 (or auto)."
+    )
+
+
+def write_target_csv(path, values):
+    path.write_text("a,price\n" + "".join(f"{i},{value}\n" for i, value in enumerate(values)), encoding="utf-8")
+    return path
+
+
+def test_a_regression_csv_with_a_numeric_target_is_accepted(answers, tmp_path):
+    path = write_target_csv(tmp_path / "prices.csv", [f"{100 + i * 2.5}" for i in range(60)])
+    bake.validate({**csv_answers(answers, path, "price"), "task": "regression"})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["1.5"] * 30 + ["tall"] + ["2.5"] * 29, "target_column 'price' holds 'tall' in data row 31; a regression"),
+        ([f"{i}" for i in range(59)] + ["NA"], "target_column 'price' has no value in 1 of its 60 rows"),
+        (["4.0"] * 60, "target_column 'price' is '4.0' in every row; there is nothing to learn"),
+        ([f"{i}" for i in range(59)] + ["inf"], "holds 'inf' in data row 60; use finite numbers"),
+    ],
+    ids=["text", "missing", "constant", "infinite"],
+)
+def test_a_regression_target_the_model_cannot_learn_from_is_refused_with_one_sentence(
+    answers, tmp_path, values, message
+):
+    path = write_target_csv(tmp_path / "prices.csv", values)
+    with pytest.raises(bake.AnswerError) as caught:
+        bake.validate({**csv_answers(answers, path, "price"), "task": "regression"})
+    assert message in str(caught.value) and str(caught.value).endswith(".")

@@ -264,3 +264,77 @@ def test_results_in_a_file_no_stage_writes_fail_the_gate(project):
         "claimed\\.json is not written by any stage of dvc\\.yaml"
         in (project / "reports/pr/model_report.md").read_text()
     )
+
+
+def write_predictions(path, pairs):
+    path.write_text("actual,predicted,residual\n" + "".join(f"{a},{p},{a - p}\n" for a, p in pairs))
+    return path
+
+
+def test_spread_guard_fails_a_regressor_that_answers_nearly_one_number(tmp_path):
+    pairs = model_report.read_predictions(
+        write_predictions(tmp_path / "p.csv", [(i, 50 + i / 100) for i in range(100)])
+    )
+    ok, sentence, details = model_report.spread_guard(pairs, 0.1, "the test set")
+    assert not ok and details["ratio"] == 0.01
+    assert sentence.startswith("the model's predictions on the test set spread 1% as wide as the truth")
+    assert sentence.endswith("nearly one number for everyone")
+
+
+def test_spread_guard_accepts_predictions_that_vary_with_the_truth(tmp_path):
+    pairs = [(float(i), 0.6 * i + 20) for i in range(100)]
+    ok, sentence, details = model_report.spread_guard(pairs, 0.1, "the test set")
+    assert ok and details["ratio"] == 0.6 and "spread 60% as wide as the truth" in sentence
+    assert [row[0] for row in details["rows"]] == ["mean", "standard deviation", "lowest", "highest"]
+
+
+def test_residual_chart_counts_every_row_in_ten_bars():
+    chart = model_report.residual_chart([(float(i), float(i % 7)) for i in range(50)])
+    bars = next(line for line in chart.splitlines() if line.strip().startswith("bar ["))
+    assert sum(int(n) for n in bars.split("[")[1].rstrip("]").split(", ")) == 50
+    assert chart.count('"') == 2 * 10 + 4  # ten quoted bins, the title and the axis name
+
+
+@pytest.fixture
+def regression_project(project):
+    """The same repository as a regression project: rmse, mae and r2, and each test row's prediction."""
+    params = {"task": "regression", "evaluate": {"metric": "rmse"}, "model": {"family": "ridge", "alpha": 1.0}}
+    params["mlgitops"] = {"report": {"lower_is_better": ["rmse", "mae"], "tolerance": {"default": 0.01, "rmse": 0.5}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / "metrics.json").write_text(json.dumps({"rmse": 53.3, "mae": 41.5, "r2": 0.486}))
+    (project / "plots/confusion.csv").unlink()
+    write_predictions(project / "plots/predictions.csv", [(float(i), 0.7 * i + 30) for i in range(100)])
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "a regression base")
+    return project
+
+
+def test_a_regression_report_judges_each_metric_in_its_direction_and_shows_spread_and_residuals(regression_project):
+    # Given a pull request whose rmse and mae fall and r2 rises
+    (regression_project / "metrics.json").write_text(json.dumps({"rmse": 52.0, "mae": 40.0, "r2": 0.5}))
+    # When the report is built, then all three are better and the predictions section is a regression's
+    assert build(regression_project) == 0
+    gate = json.loads((regression_project / "reports/pr/model_report.json").read_text())
+    assert {row["name"]: row["verdict"] for row in gate["metrics"]} == {
+        "mae": "better",
+        "r2": "better",
+        "rmse": "better",
+    }
+    text = (regression_project / "reports/pr/model_report.md").read_text()
+    assert "✅ the predictions spread 70% as wide as the truth" in text
+    assert "| test split | actual | predicted |" in text and "Residuals, actual - predicted" in text
+    assert "share of predictions" not in text
+
+
+def test_a_regression_whose_predictions_flatten_fails_the_gate_naming_the_spread(regression_project):
+    write_predictions(regression_project / "plots/predictions.csv", [(float(i), 49.5 + i / 1000) for i in range(100)])
+    assert build(regression_project) == 1
+    [reason] = json.loads((regression_project / "reports/pr/model_report.json").read_text())["reasons"]
+    assert reason.startswith("the model's predictions on the test set spread 0% as wide as the truth")
+
+
+def test_a_regression_without_its_predictions_file_fails_the_gate(regression_project):
+    (regression_project / "plots/predictions.csv").unlink()
+    assert build(regression_project) == 1
+    reasons = json.loads((regression_project / "reports/pr/model_report.json").read_text())["reasons"]
+    assert "plots/predictions.csv is missing, so the predictions cannot be checked" in reasons

@@ -257,3 +257,17 @@ def test_labels_and_feature_names_from_the_data_stay_inert_in_the_report(tmp_pat
     assert len(rows_) == len(checks) and verdict == monitor.FAILING
     outside_code = re.sub(r"``.*?``", "", report)
     assert "<img" not in outside_code and "``x\\|y`<img src=a onerror=b>``" in report
+
+
+def test_a_regressors_answers_are_judged_by_their_decile_bins(tmp_path: Path) -> None:
+    # Given a regressor's reference answers spread over its bins, and a window where every answer is in q5
+    reference = {**REFERENCE, "task": "regression", "labels": [f"q{1 + i % 10}" for i in range(100)]}
+    write_log(tmp_path, requests(30, labels=["q5"] * 10))
+
+    verdict, checks = monitor.judge(window(tmp_path), reference, training_profile(), SETTINGS)
+
+    # Then the top bin's share and the bins' shift fail, in a regressor's words
+    failed = {c.name: c for c in checks if c.outcome == monitor.FAIL}
+    assert verdict == monitor.FAILING
+    assert failed["top bin share"].message == "100.0% of the window's predictions are in the decile bin `q5`"
+    assert "the bins' shares moved by PSI" in failed["prediction shift (PSI against the reference set)"].message

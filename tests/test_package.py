@@ -643,3 +643,25 @@ def test_an_image_repository_that_registries_refuse_is_refused_in_one_sentence()
     assert package.image_repository("GHCR.io/Octo/Shop") == "ghcr.io/octo/shop"
     with pytest.raises(package.PackageError, match=r"'ghcr.io/octo/shop:v1' is not an image repository"):
         package.image_repository("ghcr.io/octo/shop:v1")
+
+
+def test_the_spread_guard_refuses_a_regressor_that_answers_nearly_one_number_naming_the_setting():
+    package.check_spread(0.6, least=0.1)
+    with pytest.raises(package.PackageError) as refused:
+        package.check_spread(0.02, least=0.1)
+    assert str(refused.value) == (
+        "the served predictions of the reference rows spread 2% as wide as the truth, below "
+        "mlgitops.report.min_spread_ratio (0.1): a degenerate model is not released."
+    )
+
+
+def test_the_model_card_states_each_tasks_guard():
+    smoke = {"top_class_share": 0.3, "max_majority_share": 0.95}
+    classifier = {"smoke": smoke, "reference": {"top_class_share": 0.31}}
+    assert package.guard_row(classifier) == ["share of the most predicted class", "31.0%", "30.0%", "≤ 95%"]
+    regressor = {
+        "smoke": {**smoke, "spread_ratio": 0.66, "min_spread_ratio": 0.1},
+        "reference": {"top_class_share": 0.31, "spread_ratio": 0.66},
+    }
+    assert package.guard_row(regressor)[1:] == ["66.0%", "66.0%", "≥ 10%"]
+    assert (package.answers(classifier["smoke"]), package.answers(regressor["smoke"])) == ("labels", "numbers")

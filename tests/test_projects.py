@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bake import AUTO, FITS, resolved
 from demo import bake, build_bento, first_test_instance, post, project_env, serve, sh
 from helpers import (
     COOKIECUTTER_JSON,
@@ -39,15 +40,23 @@ def git_tracked(project: Path) -> set[str]:
     return set(sh(["git", "ls-files"], project, project_env(project, project)).splitlines())
 
 
-# Every file-changing combination, with the model family and metric rotating so each appears too.
-GATES = [
-    {
+def rotated(options: dict, i: int) -> dict:
+    """A matrix entry with a model family and metric of its task, rotating so each appears; a regression's first
+    entry keeps `auto` for all three, the project `task=regression` alone makes."""
+    fits = FITS[options["task"]]
+    if options["task"] == "regression":
+        i -= [entry["task"] for entry in MATRIX].index("regression")
+        if i == 0:
+            return {**options, "model": AUTO, "metric": AUTO}
+    return {
         **options,
-        "model": COOKIECUTTER_JSON["model"][i % len(COOKIECUTTER_JSON["model"])],
-        "metric": COOKIECUTTER_JSON["metric"][i % len(COOKIECUTTER_JSON["metric"])],
+        "model": fits["model"][i % len(fits["model"])],
+        "metric": fits["metric"][i % len(fits["metric"])],
     }
-    for i, options in enumerate(MATRIX)
-]
+
+
+# Every file-changing combination, with the model family and metric rotating so each appears too.
+GATES = [rotated(options, i) for i, options in enumerate(MATRIX)]
 
 
 @pytest.mark.parametrize("options", GATES, ids=lambda o: f"{matrix_id(o)}-{o['model']}-{o['metric']}")
@@ -57,18 +66,24 @@ def test_baked_project_passes_its_own_gates(tmp_path, options):
     env = project_env(project, tmp_path / "bentoml")
 
     # The first commit already holds a reproduced baseline of the chosen model and metric.
-    assert {"dvc.lock", "metrics.json", "data/schema.yaml", "models/model.json", "plots/confusion.csv"} <= git_tracked(
-        project
-    )
+    regression = options["task"] == "regression"
+    plots = "plots/predictions.csv" if regression else "plots/confusion.csv"
+    assert {"dvc.lock", "metrics.json", "data/schema.yaml", "models/model.json", plots} <= git_tracked(project)
     assert sh(["git", "status", "--porcelain"], project, env) == ""
     assert "up to date" in sh(["dvc", "status"], project, env)
     assert "schema" in yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))["stages"]
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
-    assert (params["model"]["family"], params["evaluate"]["metric"]) == (options["model"], options["metric"])
+    model, metric = resolved(options, "model"), resolved(options, "metric")
+    assert (params["model"]["family"], params["evaluate"]["metric"]) == (model, metric)
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics[options["metric"]] > 0
-    classes = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))["classes"]
-    assert len(classes) == {"breast_cancer": 2, "wine": 3, "csv": 2, "parquet": 2}[options["dataset"]]
+    meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
+    if regression:
+        # A regressor that learned something: r2 above 0.3 on the test split, its answers counted in nine edges' bins
+        assert metrics["r2"] > 0.3 and metrics["rmse"] >= metrics["mae"] > 0
+        assert meta["task"] == "regression" and len(meta["bins"]) == 9
+    else:
+        assert metrics[metric] > 0
+        assert len(meta["classes"]) == {"breast_cancer": 2, "wine": 3, "csv": 2, "parquet": 2}[options["dataset"]]
 
     sh(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env)
     sh(["ruff", "check", "--no-cache", "."], project, env)

@@ -8,6 +8,7 @@ each test states the fault it injects. State commits go to a real git remote in 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import sys
 import tempfile
@@ -349,3 +350,18 @@ def test_a_candidate_that_differs_but_scores_better_on_the_reference_set_may_dif
         servers[1], servers[0], {**reference, "reference_dir": str(ctx.store.root / "v2")}, [], settings, score
     )
     assert "agreed with the live release on 50.0% of 8 requests" in worse.failure
+
+
+def test_a_regressors_answers_are_compared_by_the_decile_bin_each_falls_in(fast_bake):
+    bins = [10.0, 20.0, 30.0]
+    answers = [{"value": 5.0}, {"value": 10.0}, {"value": 10.5}, {"value": 99.0}]
+    assert canary.classes_of(answers, bins) == ["q1", "q1", "q2", "q4"]
+    assert canary.classes_of([{"label": "yes", "probabilities": {}}], None) == ["yes"]
+    # The bins are named and bounded as the project's service counts its answers on /metrics.
+    project = fast_bake(task="regression")
+    spec = importlib.util.spec_from_file_location("metadata", next(project.glob("src/*/metadata.py")))
+    metadata = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(metadata)
+    for value in (-1.0, 10.0, 10.000001, 19.5, 30.0, 31.0):
+        assert canary.bin_of(value, bins) == metadata.bin_of(value, bins)
+    assert metadata.bin_names(bins) == ["q1", "q2", "q3", "q4"]

@@ -163,7 +163,8 @@ def spread_guard(pairs: Sequence[tuple[float, float]], min_ratio: float, rows: s
         )
     return (
         True,
-        f"the predictions spread {ratio:.0%} as wide as the truth (standard deviations {answers:.4g}, {truth:.4g})",
+        f"the predictions spread {ratio:.0%} as wide as the truth "
+        f"(standard deviation {answers:.4g} against {truth:.4g})",
         details,
     )
 
