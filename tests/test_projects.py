@@ -131,6 +131,13 @@ def served_penguins(tmp_path_factory):
     yield from build_and_serve(root, project)
 
 
+@pytest.fixture(scope="module")
+def served_regression(tmp_path_factory):
+    """The project `task=regression` alone makes (diabetes, ridge, rmse), served."""
+    root = tmp_path_factory.mktemp("regression")
+    yield from build_and_serve(root, bake(root / "out", task="regression"))
+
+
 def logged(env: dict[str, str], tag: str) -> dict[str, dict]:
     """The records a served Bento's monitor wrote, by request id: BentoML's default log path is in the Bento's src/."""
     name, version = tag.split(":")
@@ -607,3 +614,79 @@ def test_with_a_dvc_remote_ci_runs_only_the_stages_a_change_affects(tmp_path, ba
     assert result["remote"] is True
     assert result["ran"] == ["evaluate"]
     assert set(result["skipped"]) == {"schema", "prepare", "validate", "train"}
+
+
+# --- a regression project, served ---
+
+
+def in_process_numbers(project: Path, env: dict[str, str], instances: list[dict]) -> list[float]:
+    """What the pipeline's model predicts for the instances in process, rounded as the service rounds."""
+    code = (
+        "import json, sys, joblib, pandas as pd\n"
+        "model = joblib.load('models/model.joblib')\n"
+        "print(json.dumps([round(v, 6) for v in model.predict(pd.DataFrame(json.loads(sys.argv[1]))).tolist()]))\n"
+    )
+    return json.loads(sh(["python", "-c", code, json.dumps(instances)], project, env))
+
+
+def test_a_served_regressor_answers_the_pipelines_numbers_and_counts_them_in_decile_bins(served_regression):
+    project, env, _tag, url = served_regression
+    meta = json.loads((project / "models" / "model.json").read_text(encoding="utf-8"))
+    instance = first_test_instance(project, env)
+    changed = {**instance, "bmi": instance["bmi"] + 0.05}
+    status, answer = post(f"{url}/predict", {"instances": [instance, changed, instance]})
+    assert status == 200, answer
+    assert answer["model"] == f"{project.name}:{meta['sha256'][:20]}"
+    values = [p["value"] for p in answer["predictions"]]
+    assert list(answer["predictions"][0]) == ["value"]
+    assert values == in_process_numbers(project, env, [instance, changed, instance])
+    status, info = post(f"{url}/model_info", {})
+    assert (info["task"], info["bins"]) == ("regression", meta["bins"])
+    counted = {label: value for (label, model), value in predictions_counted(url).items() if model == answer["model"]}
+    assert set(counted) == {f"q{i}" for i in range(1, 11)} and sum(counted.values()) == 3
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda x: {k: v for k, v in list(x.items())[1:]}, "Field required"),
+        (lambda x: {**x, next(iter(x)): "not a number"}, "valid number"),
+        (lambda x: {**x, "no such feature": 1.0}, "Extra inputs are not permitted"),
+        (lambda x: {**x, next(iter(x)): None}, "valid number"),
+        (lambda x: {**x, next(iter(x)): 1e300}, "less than or equal to"),
+    ],
+    ids=["missing-feature", "not-a-number", "unknown-feature", "null", "beyond-magnitude"],
+)
+def test_a_served_regressor_refuses_invalid_instances_with_the_same_400s(served_regression, mutate, message):
+    project, env, _tag, url = served_regression
+    status, answer = post(f"{url}/predict", {"instances": [mutate(first_test_instance(project, env))]})
+    assert status == 400 and message in json.dumps(answer)
+
+
+def test_a_served_regressor_stores_numeric_feedback_once_and_refuses_what_is_no_number(served_regression):
+    project, env, _tag, url = served_regression
+    instance = first_test_instance(project, env)
+    request_id = post(f"{url}/predict", {"instances": [instance, instance]})[1]["request_id"]
+    assert post(f"{url}/feedback", {"request_id": request_id, "labels": [151.0, 87]}) == (
+        200,
+        {"request_id": request_id, "stored": 2},
+    )
+    refused = [
+        ({"request_id": request_id, "labels": [151.0, 87.0]}, "stored once"),
+        ({"request_id": "123", "labels": [1.0]}, "no request '123' was answered here"),
+        ({"request_id": request_id, "labels": ["tall", 1.0]}, "valid number"),
+        ({"request_id": request_id, "labels": [1.0]}, "had 2 instance(s): send one value per instance"),
+    ]
+    for payload, message in refused:
+        status, body = post(f"{url}/feedback", payload)
+        assert status == 400 and message in json.dumps(body), (payload, status, body)
+
+
+def test_fuzzing_a_served_regressor_finds_no_server_error(served_regression, tmp_path):
+    """Requests generated from the regressor's /docs.json: no 5xx, refusals explain themselves, valid ones pass."""
+    _project, env, _tag, url = served_regression
+    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "300", "--seed", "2", "--workers", "1"]
+    command += ["--checks", "not_a_server_error,client_errors_explain_themselves,schema_valid_predictions_are_accepted"]
+    fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run(command, cwd=tmp_path, env=fuzz_env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:]
