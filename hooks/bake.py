@@ -222,8 +222,7 @@ def validate(answers: dict) -> None:
             validate_parquet(path, answers["target_column"])
     elif answers["parquet_path"]:
         raise AnswerError(
-            f"parquet_path is set but dataset is {dataset!r}; choose dataset 'parquet' or leave "
-            "parquet_path empty."
+            f"parquet_path is set but dataset is {dataset!r}; choose dataset 'parquet' or leave parquet_path empty."
         )
 
 

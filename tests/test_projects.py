@@ -571,16 +571,23 @@ def test_generated_ci_workflow_runs_under_act(tmp_path, baked_default):
     assert "stand-in cache: saved dvc-" in log and any((tmp_path / "cache").glob("dvc-*/runs"))
 
 
+def fuzz(url: str, env: dict[str, str], folder: Path, examples: int, seed: int) -> subprocess.CompletedProcess[str]:
+    """Schemathesis on the served Bento's /docs.json with the kit's checks (fuzz_checks.py); fails on any finding."""
+    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", str(examples), "--seed", str(seed)]
+    command += ["--workers", "1"]
+    command += ["--checks", "not_a_server_error,client_errors_explain_themselves,schema_valid_predictions_are_accepted"]
+    fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
+    # Run in folder: schemathesis keeps its example database in the working directory.
+    result = subprocess.run(command, cwd=folder, env=fuzz_env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result
+
+
 def test_fuzzing_the_openapi_description_finds_no_server_error(served_penguins, tmp_path):
     """Over a thousand requests generated from /docs.json: no 5xx, refusals explain themselves, valid ones pass."""
     # The penguin project's description has numbers, declared categories and nullable fields of both kinds.
     _project, env, _tag, url = served_penguins
-    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "900", "--seed", "1", "--workers", "1"]
-    command += ["--checks", "not_a_server_error,client_errors_explain_themselves,schema_valid_predictions_are_accepted"]
-    fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
-    # Run in tmp_path: schemathesis keeps its example database in the working directory.
-    result = subprocess.run(command, cwd=tmp_path, env=fuzz_env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-6000:]
+    result = fuzz(url, env, tmp_path, examples=900, seed=1)
     generated = int(re.search(r"(\d+) generated", result.stdout).group(1))
     assert generated >= 1000, result.stdout[-2000:]
 
@@ -685,8 +692,4 @@ def test_a_served_regressor_stores_numeric_feedback_once_and_refuses_what_is_no_
 def test_fuzzing_a_served_regressor_finds_no_server_error(served_regression, tmp_path):
     """Requests generated from the regressor's /docs.json: no 5xx, refusals explain themselves, valid ones pass."""
     _project, env, _tag, url = served_regression
-    command = ["schemathesis", "run", f"{url}/docs.json", "--max-examples", "300", "--seed", "2", "--workers", "1"]
-    command += ["--checks", "not_a_server_error,client_errors_explain_themselves,schema_valid_predictions_are_accepted"]
-    fuzz_env = {**env, "SCHEMATHESIS_HOOKS": "fuzz_checks", "PYTHONPATH": str(Path(__file__).parent)}
-    result = subprocess.run(command, cwd=tmp_path, env=fuzz_env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-6000:]
+    fuzz(url, env, tmp_path, examples=300, seed=2)

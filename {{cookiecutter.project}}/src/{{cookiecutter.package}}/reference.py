@@ -71,6 +71,17 @@ def sample(frame: pd.DataFrame, features: list[dict[str, Any]], rows: int, seed:
         raise ReferenceError("no row of the test split makes a valid request, so there is nothing to refer to.")
     return candidates.sample(n=min(rows, len(candidates)), random_state=seed).sort_index()
 
+
+def read_summary(reference: Path) -> dict[str, Any]:
+    """reference.json of a reference folder, refused when missing or of a newer format."""
+    path = reference / SUMMARY_FILE
+    if not path.is_file():
+        raise ReferenceError(f"{path} is missing: make the reference with `reference --out {reference}` first.")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    if summary.get("format", 1) > REFERENCE_FORMAT:
+        raise ReferenceError(f"{path} has format {summary['format']!r}, newer than this code reads; update it.")
+    return summary
+
 {% if regression %}
 def top_class_share(labels: list[str]) -> float:
     """The share of the commonest label (for a regressor, of the commonest decile bin)."""
@@ -123,17 +134,6 @@ def build(
     requests = {"instances": [i.model_dump(by_alias=True) for i in instances]}
     (out / REQUESTS_FILE).write_text(json.dumps(requests) + "\n", encoding="utf-8")
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
-
-
-def read_summary(reference: Path) -> dict[str, Any]:
-    """reference.json of a reference folder, refused when missing or of a newer format."""
-    path = reference / SUMMARY_FILE
-    if not path.is_file():
-        raise ReferenceError(f"{path} is missing: make the reference with `reference --out {reference}` first.")
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    if summary.get("format", 1) > REFERENCE_FORMAT:
-        raise ReferenceError(f"{path} has format {summary['format']!r}, newer than this code reads; update it.")
     return summary
 
 
@@ -227,17 +227,6 @@ def build(
     requests = {"instances": [i.model_dump(by_alias=True) for i in instances]}
     (out / REQUESTS_FILE).write_text(json.dumps(requests) + "\n", encoding="utf-8")
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
-
-
-def read_summary(reference: Path) -> dict[str, Any]:
-    """reference.json of a reference folder, refused when missing or of a newer format."""
-    path = reference / SUMMARY_FILE
-    if not path.is_file():
-        raise ReferenceError(f"{path} is missing: make the reference with `reference --out {reference}` first.")
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    if summary.get("format", 1) > REFERENCE_FORMAT:
-        raise ReferenceError(f"{path} has format {summary['format']!r}, newer than this code reads; update it.")
     return summary
 
 
