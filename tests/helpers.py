@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from bake import AUTO, FITS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -124,6 +126,34 @@ REGRESSORS = [
     for i, dataset in enumerate(["auto", "csv", "parquet"])
 ]
 MATRIX = CLASSIFIERS + REGRESSORS
+
+
+def covering_set(entries: list[dict], least: int) -> list[dict]:
+    """Entries, in matrix order, until every option value the entries hold is in one of them and there are `least`:
+    each time the entry that brings the most values not yet covered."""
+    wanted = {(key, value) for entry in entries for key, value in entry.items()}
+    chosen: list[dict] = []
+    covered: set[tuple[str, str]] = set()
+    while covered != wanted or len(chosen) < least:
+        best = max((e for e in entries if e not in chosen), key=lambda e: len(set(e.items()) - covered))
+        chosen.append(best)
+        covered |= set(best.items())
+    return chosen
+
+
+# The projects whose own gates run (pytest, ruff, pre-commit, dvc repro, bentoml build): a covering set of the
+# matrix, every option value in at least one, with every model family and metric of each task. The regression
+# task's first keeps `auto` for all three, the project `task=regression` alone makes.
+CLASSIFIER_FITS = FITS["classification"]
+GATES = [
+    {**entry, "model": CLASSIFIER_FITS["model"][i % 3], "metric": CLASSIFIER_FITS["metric"][i % 5]}
+    for i, entry in enumerate(covering_set(CLASSIFIERS, least=len(CLASSIFIER_FITS["metric"])))
+] + [
+    {**entry, "model": model, "metric": metric}
+    for entry, model, metric in zip(
+        REGRESSORS, [AUTO, *FITS["regression"]["model"][1:]], [AUTO, *FITS["regression"]["metric"][1:]], strict=True
+    )
+]
 
 
 def matrix_id(options: dict) -> str:

@@ -18,6 +18,7 @@ from cookiecutter.main import cookiecutter
 import bake
 from helpers import (
     COOKIECUTTER_JSON,
+    GATES,
     HOSTILE_BUT_VALID,
     MATRIX,
     ROOT,
@@ -187,19 +188,16 @@ def assert_rendered(project: Path, options: dict, churn_csv: Path) -> None:
             json.loads(text)
 
 
-# Every task x dataset x model x metric the questions offer and the hook accepts (`auto` included); the hook's
-# tests hold the refusal of the others, each for a named reason.
+# Every task x dataset x model x metric the questions offer and the hook accepts. `auto` renders what it resolves
+# to (the hook's tests hold cookiecutter.json's resolution equal to the hook's table), so it is baked once per
+# task, all three `auto`, beside every explicit combination; the hook's tests refuse the others for a named reason.
 VALID_COMBINATIONS = [
     {"task": task, "dataset": dataset, "model": model, "metric": metric}
-    for task in COOKIECUTTER_JSON["task"]
-    for dataset in COOKIECUTTER_JSON["dataset"]
-    for model in COOKIECUTTER_JSON["model"]
-    for metric in COOKIECUTTER_JSON["metric"]
-    if all(
-        value == bake.AUTO or value in bake.FITS[task][name]
-        for name, value in (("dataset", dataset), ("model", model), ("metric", metric))
-    )
-]
+    for task, fits in bake.FITS.items()
+    for dataset in fits["dataset"]
+    for model in fits["model"]
+    for metric in fits["metric"]
+] + [{"task": task, "dataset": bake.AUTO, "model": bake.AUTO, "metric": bake.AUTO} for task in bake.FITS]
 
 
 @pytest.mark.parametrize("options", VALID_COMBINATIONS, ids=lambda o: "-".join(o.values()))
@@ -215,6 +213,17 @@ def test_every_valid_combination_renders_parses_and_lints(shared_bake, churn_csv
     for command in (["check"], ["format", "--check"]):
         lint = subprocess.run(["ruff", *command, "--no-cache", "."], cwd=project, capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_the_projects_that_run_their_gates_cover_every_option_value_task_model_and_metric():
+    for entry in MATRIX:
+        for key, value in entry.items():
+            assert any(gate[key] == value for gate in GATES), f"no gated project has {key}={value}"
+    pairs = {(gate["task"], bake.resolved(gate, "model")) for gate in GATES}
+    assert pairs == {(task, model) for task, fits in bake.FITS.items() for model in fits["model"]}
+    metrics = {bake.resolved(gate, "metric") for gate in GATES}
+    assert metrics == {metric for fits in bake.FITS.values() for metric in fits["metric"]}
+    assert bake.AUTO in {gate["model"] for gate in GATES} and len(GATES) < len(MATRIX)
 
 
 @pytest.mark.parametrize("way", ["relative-path", "absolute-path", "gh-abbreviation", "git-archive-zip"])

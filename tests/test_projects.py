@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bake import AUTO, FITS, resolved
+from bake import resolved
 from demo import bake, build_bento, first_test_instance, post, project_env, serve, sh
 from helpers import (
     COOKIECUTTER_JSON,
-    MATRIX,
+    GATES,
     ROOT,
     copy_project,
     matrix_id,
@@ -38,25 +38,6 @@ pytestmark = pytest.mark.slow
 
 def git_tracked(project: Path) -> set[str]:
     return set(sh(["git", "ls-files"], project, project_env(project, project)).splitlines())
-
-
-def rotated(options: dict, i: int) -> dict:
-    """A matrix entry with a model family and metric of its task, rotating so each appears; a regression's first
-    entry keeps `auto` for all three, the project `task=regression` alone makes."""
-    fits = FITS[options["task"]]
-    if options["task"] == "regression":
-        i -= [entry["task"] for entry in MATRIX].index("regression")
-        if i == 0:
-            return {**options, "model": AUTO, "metric": AUTO}
-    return {
-        **options,
-        "model": fits["model"][i % len(fits["model"])],
-        "metric": fits["metric"][i % len(fits["metric"])],
-    }
-
-
-# Every file-changing combination, with the model family and metric rotating so each appears too.
-GATES = [rotated(options, i) for i, options in enumerate(MATRIX)]
 
 
 @pytest.mark.parametrize("options", GATES, ids=lambda o: f"{matrix_id(o)}-{o['model']}-{o['metric']}")
