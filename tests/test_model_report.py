@@ -338,3 +338,14 @@ def test_a_regression_without_its_predictions_file_fails_the_gate(regression_pro
     assert build(regression_project) == 1
     reasons = json.loads((regression_project / "reports/pr/model_report.json").read_text())["reasons"]
     assert "plots/predictions.csv is missing, so the predictions cannot be checked" in reasons
+
+
+def test_a_pull_request_cannot_switch_the_task_to_escape_the_spread_guard(regression_project):
+    # Given a pull request whose predictions flatten and whose params.yaml now claims to be a classifier
+    write_predictions(regression_project / "plots/predictions.csv", [(float(i), 49.5 + i / 1000) for i in range(100)])
+    params = yaml.safe_load((regression_project / "params.yaml").read_text())
+    (regression_project / "params.yaml").write_text(yaml.safe_dump({**params, "task": "classification"}))
+    # then the base branch's task applies, and the spread guard fails it.
+    assert build(regression_project) == 1
+    [reason] = json.loads((regression_project / "reports/pr/model_report.json").read_text())["reasons"]
+    assert "nearly one number for everyone" in reason

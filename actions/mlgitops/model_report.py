@@ -370,13 +370,14 @@ def collect(args: argparse.Namespace) -> Inputs:
     """Read this run's results and the base branch's; the gate's settings come from the base branch."""
     params = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
     paths = contract.from_params(params)["paths"]
-    task = contract.task_of(params)
     for name in ("metrics", "confusion", "predictions", "importance", "schema"):
         setattr(args, name, getattr(args, name) or paths[name])
     base_params_text = gitrefs.show(args.base_ref, args.params) if args.base_ref else None
     base_params = (yaml.safe_load(base_params_text) or {}) if base_params_text else None
     # A pull request must not loosen its own gate: its settings take effect once merged.
     gate = contract.from_params(params if not args.base_ref else base_params or {})
+    # The task decides which prediction guard applies: a pull request must not switch it to escape the guard.
+    task = contract.task_of(base_params if base_params else params)
     rules = gate["report"]
     base = baseline.resolve(args.base_ref, args.metrics)
     sections = Path(args.sections)
